@@ -1,0 +1,3 @@
+"""cai-tui: guided set-up and diagnostics for confidential LLM inference."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Network clients of the core (real protocols, no front-end or lab imports)."""

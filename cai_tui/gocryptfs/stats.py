@@ -1,0 +1,27 @@
+"""Progress callback type and the summary returned by tree operations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+ProgressCallback = Callable[[int, str], None]
+"""``progress(bytes_done, path)``: ``bytes_done`` is the running total of plaintext bytes of the whole operation
+(of the one file for the single-file functions); ``path`` is the plaintext path (relative to the tree root) being
+processed. Called at least once per regular file and after every 1 MiB chunk (per finished part with workers > 1)."""
+
+
+@dataclass
+class TreeStats:
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    hardlinks: int = 0
+    fifos: int = 0
+    plain_bytes: int = 0
+    cipher_bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.plain_bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
