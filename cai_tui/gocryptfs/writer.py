@@ -17,7 +17,9 @@ decrypt as a name, so ``gocryptfs -fsck`` reports it.
 
 Memory stays bounded (1-MiB buffers) whatever the file sizes. With ``workers > 1`` a ``ProcessPoolExecutor`` encrypts
 whole small files and block ranges of large files (:func:`~cai_tui.gocryptfs.content.encrypt_block_range`) in
-parallel; names, directories and renames stay in the calling process.
+parallel; names, directories and renames stay in the calling process. The pool uses the ``spawn`` start method (safe
+in a process with threads, such as a TUI); as with any ``spawn`` pool, a script that calls this at import time needs
+an ``if __name__ == "__main__":`` guard. Pass ``mp_context`` to choose otherwise.
 """
 
 from __future__ import annotations
@@ -247,6 +249,8 @@ class CipherdirWriter:
         self._finished = False
         self.stats = TreeStats()
         os.makedirs(self.cipher_dir, exist_ok=True)
+        root_st = os.stat(self.cipher_dir)
+        self._cipher_root_id = (root_st.st_dev, root_st.st_ino)
         iv = self._write_diriv(self.cipher_dir)
         self._dirs[""] = _Dir(self.cipher_dir, iv)
 
@@ -450,6 +454,8 @@ class CipherdirWriter:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             st = entry.stat(follow_symlinks=False)
             mode = st.st_mode
+            if (st.st_dev, st.st_ino) == self._cipher_root_id:
+                continue  # the cipherdir being written lies inside the source tree: never encrypt it into itself
             if stat.S_ISDIR(mode):
                 self.mkdir(rel, mode=mode, times_ns=self._times(st))
                 self._add_dir_contents(entry.path, rel)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import Field, TypeAdapter, field_validator
 
@@ -24,13 +24,24 @@ class Waiver(Section):
     reason: str = Field(min_length=3)
 
 
+class CaiTargets(Section):
+    """Where each role's commands run."""
+
+    workstation: TargetUri | None = Field(None, description="where the model is encrypted and uploaded")
+    trustee_admin: TargetUri | None = Field(None, description="where kubectl and helm reach the ACK cluster")
+    instance: TargetUri | None = Field(None, description="the gn8v-tee instance, e.g. ssh://root@203.0.113.7")
+    client: TargetUri | None = Field(None, description="the inference client running TNG")
+
+
+class KataTargets(Section):
+    host: TargetUri | None = Field(None, description="the virtCCA host")
+    guest: TargetUri | None = Field(None, description="the confidential container, e.g. ctr://arch")
+
+
 class _RecipeBase(Section):
     schema_version: int = Field(SCHEMA_VERSION, description="recipe format version")
     name: str = Field(description="a short name for this setup")
     description: str = ""
-    targets: dict[str, TargetUri] = Field(
-        default_factory=dict, description="where each role's commands run, e.g. instance: ssh://root@203.0.113.7"
-    )
     waivers: list[Waiver] = Field(default_factory=list)
 
     @field_validator("name")
@@ -44,30 +55,13 @@ class _RecipeBase(Section):
 class CaiRecipe(_RecipeBase):
     flow: Literal["cai"]
     answers: CaiAnswers
-    ROLES: ClassVar[tuple[str, ...]] = ("workstation", "trustee_admin", "instance", "client")
-
-    @field_validator("targets")
-    @classmethod
-    def _roles(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_roles(v, cls.ROLES)
+    targets: CaiTargets = Field(default_factory=CaiTargets)
 
 
 class KataRecipe(_RecipeBase):
     flow: Literal["kata-virtcca"]
     answers: KataAnswers
-    ROLES: ClassVar[tuple[str, ...]] = ("host", "guest")
-
-    @field_validator("targets")
-    @classmethod
-    def _roles(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_roles(v, cls.ROLES)
-
-
-def _check_roles(v: dict[str, str], roles: tuple[str, ...]) -> dict[str, str]:
-    bad = [k for k in v if k not in roles]
-    if bad:
-        raise ValueError(f"unknown target role {bad[0]!r}; roles are {', '.join(roles)}")
-    return v
+    targets: KataTargets = Field(default_factory=KataTargets)
 
 
 Recipe = Annotated[Union[CaiRecipe, KataRecipe], Field(discriminator="flow")]  # noqa: UP007

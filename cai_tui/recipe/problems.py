@@ -121,6 +121,8 @@ def problems_from_validation(
         elif kind in ("union_tag_not_found", "union_tag_invalid"):
             msg = "flow must be one of: cai, kata-virtcca"
             loc = ["flow"]
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            msg = "must be a section of keys (it is empty or a single value)"
         elif kind == "literal_error":
             shown = _show_value(err.get("input"))
             msg = f"{msg}" + (f" (got {shown})" if shown else "")
@@ -129,7 +131,7 @@ def problems_from_validation(
             if shown is not None and kind not in ("model_type", "dict_type"):
                 msg = f"{msg} (got {shown})"
         out.append(Problem(file, line_of(loc), field_path(loc), msg))
-    return out
+    return sorted(out, key=lambda p: p.line or 0)
 
 
 def mapping_line(data: Any, loc: Sequence[str | int]) -> int | None:

@@ -78,8 +78,8 @@ def _bucket_path(v: str) -> str:
     except ValueError:
         raise _err(
             "bucket_path",
-            "bucket path must be <bucket>:/<path> (e.g. conf-ai:/qwen2.5-3b-gocryptfs/); "
-            "bucket names are 3–63 of a-z 0-9 -, not starting or ending with -",
+            "bucket path must be <bucket>:/<path>; bucket names are 3–63 of a-z 0-9 -, "
+            "not starting or ending with - (e.g. conf-ai:/qwen2.5-3b-gocryptfs/)",
         ) from None
     return v.strip()
 

@@ -40,6 +40,7 @@ class LoadedRecipe:
     path: Path | None
     document: Any  # the ruamel CommentedMap, kept for comment-preserving saves
     notes: list[str] = field(default_factory=list)
+    source: str = "<recipe>"  # the name problems cite (the file path, or what the text came from)
 
 
 def _fail(file: str, message: str, line: int | None = None, fld: str = "") -> RecipeError:
@@ -82,7 +83,7 @@ def loads_recipe(text: str, name: str = "<recipe>", path: Path | None = None) ->
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     if not text.strip() or all(line.lstrip().startswith("#") for line in text.splitlines() if line.strip()):
-        raise _fail(name, "empty file; start from an example: cai-tui recipe new --flow cai (or copy one from recipes/)")
+        raise _fail(name, "empty file; start from an example: cai-tui recipe new FILE --flow cai")
     try:
         doc = _yaml().load(text)
     except MarkedYAMLError as e:
@@ -108,7 +109,7 @@ def loads_recipe(text: str, name: str = "<recipe>", path: Path | None = None) ->
             e, root or CaiRecipe, file=name, line_of=lambda loc: mapping_line(doc, loc)
         )
         raise RecipeError(problems) from None
-    return LoadedRecipe(recipe=recipe, path=path, document=doc, notes=notes)
+    return LoadedRecipe(recipe=recipe, path=path, document=doc, notes=notes, source=name)
 
 
 def _plain(node: Any) -> Any:
@@ -188,37 +189,50 @@ def save_recipe(
     atomic_write(target, text.encode("utf-8"), mode=0o600, backup=backup)
     if isinstance(loaded, LoadedRecipe):
         loaded.path = target
+        loaded.source = str(target)
     return target
 
 
-def atomic_write(target: Path, data: bytes, *, mode: int = 0o600, backup: bool = False) -> None:
-    """Never leaves a half-written file at ``target``: on any failure the old content is intact."""
-    parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
+def _temp_copy(parent: Path, name: str, data: bytes, mode: int) -> str:
+    """Write ``data`` to a new fsynced temp file beside the target; removes it again on failure."""
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if backup and target.exists():
-            bak = target.with_name(target.name + ".bak")
-            atomic_copy = target.read_bytes()
-            fd2, tmp2 = tempfile.mkstemp(dir=parent, prefix=f".{bak.name}.", suffix=".tmp")
-            with os.fdopen(fd2, "wb") as f2:
-                os.fchmod(f2.fileno(), 0o600)
-                f2.write(atomic_copy)
-                f2.flush()
-                os.fsync(f2.fileno())
-            os.replace(tmp2, bak)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return tmp
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _replace(tmp: str, target: Path) -> None:
+    try:
         os.replace(tmp, target)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _unlink_quietly(tmp)
         raise
+
+
+def atomic_write(target: Path, data: bytes, *, mode: int = 0o600, backup: bool = False) -> None:
+    """Never leaves a half-written file at ``target``: on any failure the old content is intact.
+
+    With ``backup``, the previous content is first kept as ``<target>.bak`` (also written atomically).
+    """
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if backup and target.exists():
+        _replace(_temp_copy(parent, target.name + ".bak", target.read_bytes(), 0o600), target.with_name(target.name + ".bak"))
+    _replace(_temp_copy(parent, target.name, data, mode), target)
     try:
         dfd = os.open(parent, os.O_RDONLY)
         try:

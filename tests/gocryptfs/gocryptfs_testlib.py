@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -92,8 +93,10 @@ def tree_snapshot(root: Path) -> dict[str, tuple[str, object, int]]:
             perms = st.st_mode & 0o7777
             if path.is_symlink():
                 out[rel] = ("symlink", os.readlink(path), 0)
-            elif path.is_dir():
+            elif stat.S_ISDIR(st.st_mode):
                 out[rel] = ("dir", None, perms)
+            elif stat.S_ISFIFO(st.st_mode):
+                out[rel] = ("fifo", None, perms)
             else:
                 out[rel] = ("file", path.read_bytes(), perms)
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tracemalloc
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -223,7 +224,7 @@ def test_streaming_memory_is_bounded() -> None:
     progress: list[int] = []
     tracemalloc.start()
     try:
-        done = encrypt_stream(src, sink, KEY, progress=lambda n, _p: progress.append(n))
+        done = encrypt_stream(cast(BinaryIO, src), cast(BinaryIO, sink), KEY, progress=lambda n, _p: progress.append(n))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -35,7 +35,6 @@ from cai_tui.gocryptfs import (
     UnsupportedFileType,
     WrongPassword,
     cipher_size,
-    create_config,
     decrypt_tree,
     encrypt_file,
     encrypt_tree,
@@ -229,6 +228,15 @@ def test_entry_by_entry_api(tmp_path: Path, fast_config: FastConfig) -> None:
     assert cd.lookup("pipe").kind == "fifo"
 
 
+def test_cipherdir_inside_the_source_is_skipped(tmp_path: Path, fast_config: FastConfig) -> None:
+    src = tmp_path / "plain"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    _write(src, src / "enc", fast_config)
+    cd = open_cipherdir(src / "enc", PASSWORD)
+    assert [e.path for e in cd.walk()] == ["a.txt"]
+
+
 def test_unsupported_file_type(tmp_path: Path, fast_config: FastConfig) -> None:
     src = tmp_path / "plain"
     src.mkdir()
@@ -332,4 +340,3 @@ def test_top_level_api_with_default_scrypt(sample_tree: Path, tmp_path: Path) ->
     assert verify_password(cipher, PASSWORD) and not verify_password(cipher, b"nope")
     decrypt_tree(cipher, out, PASSWORD)
     assert tree_snapshot(out) == tree_snapshot(sample_tree)
-    assert create_config  # re-exported

@@ -1,0 +1,1 @@
+"""Command line: ``cai-tui`` and its sub-commands (typer). Heavy libraries are imported inside commands."""

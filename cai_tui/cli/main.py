@@ -1,0 +1,63 @@
+"""The ``cai-tui`` entry point. Keep imports here light: ``cai-tui --help`` must stay fast."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .. import __version__
+from .lab_cmd import lab_app
+from .recipe_cmd import recipe_app
+from .stages_cmd import stages_command
+
+app = typer.Typer(
+    name="cai-tui",
+    help="Guided set-up and diagnostics for secure LLM inference on confidential computing "
+    "(Alibaba Cloud gn8v-tee + Confidential AI; openEuler kata-virtcca GPU passthrough).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(recipe_app, name="recipe")
+app.add_typer(lab_app, name="lab")
+app.command("stages")(stages_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cai-tui {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    lab: bool = typer.Option(False, "--lab", help="Start the embedded lab and open the wizard on its demo recipe."),
+    recipe: str = typer.Option(None, "--recipe", help="Open the wizard on this recipe file."),
+    lang: str = typer.Option("en", "--lang", help="Interface language: en or zh."),
+) -> None:
+    """With no sub-command, open the wizard."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .wizard_cmd import run_wizard
+
+    raise typer.Exit(run_wizard(lab=lab, recipe=recipe, lang=lang))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=True)
+    except SystemExit as e:
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Open the Textual wizard (optionally on the embedded lab)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def run_wizard(*, lab: bool, recipe: str | None, lang: str) -> int:
+    if lang not in ("en", "zh"):
+        sys.stderr.write(f"--lang: {lang!r} is not a language of cai-tui; use en or zh\n")
+        return 2
+    if recipe is not None:
+        from ..recipe import RecipeError, load_recipe
+
+        try:
+            load_recipe(recipe)
+        except RecipeError as e:
+            sys.stderr.write(str(e) + "\n")
+            return 2
+    from ..tui.app import run_app
+
+    if not lab:
+        return run_app(lang=lang, recipe_path=recipe)
+    from ..lab.orchestrator import Lab
+
+    with Lab() as running:
+        sys.stderr.write(f"lab running: Trustee {running.trustee_url}, OSS {running.oss_endpoint}, KMS {running.kms_endpoint}\n")
+        return run_app(lang=lang, recipe_path=recipe or str(running.recipe_path), lab_info=running.ready_info())
