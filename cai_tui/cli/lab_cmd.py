@@ -1,7 +1,161 @@
-"""``cai-tui lab …``: the embedded loopback Trustee, OSS and KMS."""
+"""``cai-tui lab …``: the embedded loopback Trustee, OSS and KMS.
+
+Imports of the lab itself stay inside the command functions: ``cai-tui --help`` must stay fast.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
 
-lab_app = typer.Typer(help="The embedded lab: loopback Trustee (KBS + AS), OSS and KMS with fault switches.", no_args_is_help=True)
+lab_app = typer.Typer(
+    help="The embedded lab: loopback Trustee (KBS + AS), OSS and KMS with fault switches.", no_args_is_help=True
+)
+
+EXIT_USAGE = 2
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(message.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+@lab_app.command("serve")
+def serve_command(
+    faults: str = typer.Option(
+        "", "--faults", help="Faults on from the start, comma-separated, NAME or NAME=PARAM (see `cai-tui lab faults`)."
+    ),
+    state_dir: Path | None = typer.Option(
+        None, "--state-dir", help="Where the lab keeps its state (default: <state dir>/lab, e.g. ~/.local/state/cai-tui/lab)."
+    ),
+    port_base: int = typer.Option(
+        18600, "--port-base", help="Trustee on N, OSS on N+1, KMS on N+2, the admin endpoint on N+3 (127.0.0.1)."
+    ),
+    protocol_version: str = typer.Option(
+        "0.1.0", "--protocol-version", help="KBS protocol version the Trustee demands (seed chart 0.1.0, upstream 0.4.0)."
+    ),
+    flavour: str = typer.Option("alibaba", "--flavour", help="Status codes of the Trustee's errors: alibaba or upstream."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request on stderr."),
+) -> None:
+    """Run the lab in the foreground until SIGINT/SIGTERM.
+
+    When ready it prints one JSON line on stdout (event, state_dir, trustee_url, oss_endpoint, kms_endpoint,
+    admin_url, credentials, recipe); logs go to stderr. Exit 0 on a signal, 2 on bad options or a port in use.
+    """
+    raise typer.Exit(
+        serve(
+            faults=faults,
+            state_dir=state_dir,
+            port_base=port_base,
+            protocol_version=protocol_version,
+            flavour=flavour,
+            verbose=verbose,
+        )
+    )
+
+
+def serve(
+    *,
+    faults: str,
+    state_dir: Path | None,
+    port_base: int,
+    protocol_version: str,
+    flavour: str,
+    verbose: bool = False,
+) -> int:
+    import json
+    import logging
+    import signal
+    import threading
+
+    from ..lab.faults import UnknownFault
+    from ..lab.orchestrator import Lab, LabError
+    from ..lab.trustee import TrusteeSettings
+    from ..recipe import RecipeError
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    lab_log = logging.getLogger("cai_tui.lab")
+    lab_log.addHandler(handler)
+    lab_log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    lab_log.propagate = False
+
+    if not 1 <= port_base <= 65532:
+        _err(f"cai-tui lab serve: --port-base must be between 1 and 65532 (4 consecutive ports), not {port_base}")
+        return EXIT_USAGE
+    if flavour not in ("alibaba", "upstream"):
+        _err(f"cai-tui lab serve: --flavour must be alibaba or upstream, not {flavour!r}")
+        return EXIT_USAGE
+    settings = TrusteeSettings(protocol_version=protocol_version, flavour=flavour, release="trustee", backend="kms")  # type: ignore[arg-type]
+    try:
+        settings.validate()
+        lab = Lab(state_dir=state_dir, port_base=port_base, faults=faults, trustee_settings=settings)
+    except UnknownFault as e:
+        _err(f"cai-tui lab serve: {e}")
+        return EXIT_USAGE
+    except ValueError as e:
+        _err(f"cai-tui lab serve: {e}")
+        return EXIT_USAGE
+
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            lab.start()
+        except LabError as e:
+            _err(f"cai-tui lab serve: {e}")
+            return EXIT_USAGE
+        except RecipeError as e:
+            _err(f"cai-tui lab serve: the lab wrote an invalid recipe (a bug): {e}")
+            return 1
+        except Exception as e:
+            _err(f"cai-tui lab serve: cannot start the lab: {type(e).__name__}: {e}")
+            return 1
+        try:
+            if not stop.is_set():
+                sys.stdout.write(json.dumps(lab.ready_info()) + "\n")
+                sys.stdout.flush()
+                _err(
+                    f"lab ready: Trustee {lab.trustee_url}  OSS {lab.oss_endpoint}  KMS {lab.kms_endpoint}  "
+                    f"admin {lab.admin_url}\n  recipe {lab.recipe_path}\n  credentials {lab.credentials_path}\n"
+                    "  stop with Ctrl-C (SIGINT) or SIGTERM"
+                )
+            while not stop.wait(1.0):
+                pass
+            lab_log.info("lab: %s received", received[0] if received else "stop")
+        finally:
+            lab.stop()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    return 0
+
+
+@lab_app.command("faults")
+def faults_command() -> None:
+    """List every fault switch with what it does, and how to switch faults while the lab runs."""
+    from ..lab import admin
+    from ..lab.faults import FAULTS
+
+    width = max(len(n) for n in FAULTS)
+    lines = ["Fault switches of the lab (cai-tui lab serve --faults NAME[=PARAM],…):", ""]
+    for component in ("trustee", "oss", "kms"):
+        lines.append(f"{component}:")
+        for name, spec in sorted(FAULTS.items()):
+            if spec.component != component:
+                continue
+            lines.append(f"  {name:<{width}}  {spec.doc}")
+        lines.append("")
+    lines.append("Switching faults while the lab runs: the admin endpoint.")
+    doc = admin.__doc__ or ""
+    body = doc.split("\n\n", 1)[1] if "\n\n" in doc else doc
+    lines.append(body.rstrip())
+    typer.echo("\n".join(lines))

@@ -35,7 +35,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
     lab: bool = typer.Option(False, "--lab", help="Start the embedded lab and open the wizard on its demo recipe."),
     recipe: str = typer.Option(None, "--recipe", help="Open the wizard on this recipe file."),
     lang: str = typer.Option("en", "--lang", help="Interface language: en or zh."),

@@ -16,7 +16,9 @@ def validate(
         False, "--here", help="Also check against this machine (subnet vs existing routes, TNG proxy port free)."
     ),
     resolve: bool = typer.Option(
-        False, "--resolve-secrets", help="Resolve env:/file:/keyring: references and check their lengths (values never shown)."
+        False,
+        "--resolve-secrets",
+        help="Resolve env:/file:/keyring: references and check their lengths (values never shown).",
     ),
 ) -> None:
     """Exit 0 when every file is valid; 2 with one line per problem otherwise."""
@@ -54,7 +56,11 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
 
 
-EXAMPLES = {"cai": "cai-qwen2.5-3b-beijing.yaml", "kata-virtcca": "kata-virtcca-qwen1.5-1.8b.yaml", "lab": "lab-demo.yaml"}
+EXAMPLES = {
+    "cai": "cai-qwen2.5-3b-beijing.yaml",
+    "kata-virtcca": "kata-virtcca-qwen1.5-1.8b.yaml",
+    "lab": "lab-demo.yaml",
+}
 
 
 @recipe_app.command("new")

@@ -24,5 +24,7 @@ def run_wizard(*, lab: bool, recipe: str | None, lang: str) -> int:
     from ..lab.orchestrator import Lab
 
     with Lab() as running:
-        sys.stderr.write(f"lab running: Trustee {running.trustee_url}, OSS {running.oss_endpoint}, KMS {running.kms_endpoint}\n")
+        sys.stderr.write(
+            f"lab running: Trustee {running.trustee_url}, OSS {running.oss_endpoint}, KMS {running.kms_endpoint}\n"
+        )
         return run_app(lang=lang, recipe_path=recipe or str(running.recipe_path), lab_info=running.ready_info())

@@ -43,12 +43,15 @@ class ModelAnswers(Section):
     """CAI-1.x: where the model comes from and how it is encrypted."""
 
     source: Literal["modelscope", "local", "public-encrypted"] = Field(
-        "modelscope", description="download with modelscope, use a local directory, or the seed's pre-encrypted model (CAI-1.0)"
+        "modelscope",
+        description="download with modelscope, use a local directory, or the seed's pre-encrypted model (CAI-1.0)",
     )
     model_id: str = Field("Qwen/Qwen2.5-3B-Instruct", min_length=3, description="modelscope model ID")
     local_dir: AbsPath | None = Field(None, description="plaintext model directory (config.json, tokenizer, weights)")
     encryption_method: Literal["gocryptfs", "sam"] = Field("gocryptfs", description="MODEL_ENCRYPTION_METHOD")
-    password: SecretField | None = Field(None, description="gocryptfs password (a reference), e.g. file:~/cachefs-password")
+    password: SecretField | None = Field(
+        None, description="gocryptfs password (a reference), e.g. file:~/cachefs-password"
+    )
     cipher_dir: AbsPath | None = Field(None, description="where the ciphertext is written, e.g. ~/mount/cipher")
     gocryptfs_engine: Literal["native", "fuse"] = Field("native", description="native writer, or the seed's FUSE copy")
     sam: SamSettings = Field(default_factory=SamSettings)
@@ -86,9 +89,13 @@ class KmsAnswers(Section):
     password_file: AbsPath | None = Field(None, description="clientKey_*_Password.txt")
     ca_file: AbsPath | None = Field(None, description="PrivateKmsCA_kst-*.pem, the instance CA certificate")
     secret_name: KmsSecretName = Field("model-decryption-key", description="generic secret holding the model password")
-    endpoint: str | None = Field(None, description="KMS OpenAPI endpoint (host[:port], no scheme); default kms.<region>.aliyuncs.com")
+    endpoint: str | None = Field(
+        None, description="KMS OpenAPI endpoint (host[:port], no scheme); default kms.<region>.aliyuncs.com"
+    )
     access_key_id: SecretField | None = Field(None, description="AccessKey ID for creating the secret via the API")
-    access_key_secret: SecretField | None = Field(None, description="AccessKey secret for creating the secret via the API")
+    access_key_secret: SecretField | None = Field(
+        None, description="AccessKey secret for creating the secret via the API"
+    )
 
 
 class HelmAnswers(Section):
@@ -106,7 +113,9 @@ class TrusteeAnswers(Section):
     url: HttpUrl | None = Field(None, description="TRUSTEE_URL, e.g. http://alb-….alb.aliyuncsslb.com/trustee")
     policy: str = Field("default", min_length=1, description="TRUSTEE_POLICY")
     model_key_id: KbsUri = Field("kbs:///default/aliyun/model-decryption-key", description="MODEL_KEY_ID")
-    protocol_version: Version = Field("0.1.0", description="KBS protocol version the client speaks (the seed's test: 0.1.0)")
+    protocol_version: Version = Field(
+        "0.1.0", description="KBS protocol version the client speaks (the seed's test: 0.1.0)"
+    )
     verify_tls: bool = Field(True, description="verify Trustee's TLS certificate (the seed's curl -k does not)")
     ca_file: AbsPath | None = Field(None, description="CA bundle for Trustee's certificate")
     admin_private_key: SecretField | None = Field(None, description="Ed25519 admin key (PEM) for setting resources")
@@ -131,8 +140,12 @@ class ServiceAnswers(Section):
 
     port: Port = Field(8080, description="MODEL_SERVICE_PORT; traffic on it is protected by TNG")
     mount_point: AbsPath = Field("/tmp/model", description="MODEL_MOUNT_POINT")
-    sharing_peers: list[IpAddress] = Field(default_factory=list, description="MODEL_SHARING_PEER; empty disables sharing")
-    deploy_with: Literal["docker", "compose"] = Field("compose", description="docker run (CAI-5.3) or compose (CAI-5.4)")
+    sharing_peers: list[IpAddress] = Field(
+        default_factory=list, description="MODEL_SHARING_PEER; empty disables sharing"
+    )
+    deploy_with: Literal["docker", "compose"] = Field(
+        "compose", description="docker run (CAI-5.3) or compose (CAI-5.4)"
+    )
     vllm_image: str = Field(SEED_VLLM_IMAGE, min_length=1, description="inference image")
     cai_compose_file: AbsPath = Field("/opt/alibaba/cai-docker/docker-compose.yml", description="the image's CAI stack")
     env_file: AbsPath = Field("~/cai.env", description="where cai.env is written on the instance")

@@ -17,7 +17,7 @@ from .yaml_io import LoadedRecipe
 
 def ipv4_routes(route_file: Path = Path("/proc/net/route")) -> list[tuple[str, ipaddress.IPv4Network]]:
     """(interface, destination network) of every IPv4 route except the default one."""
-    out = []
+    out: list[tuple[str, ipaddress.IPv4Network]] = []
     try:
         lines = route_file.read_text().splitlines()[1:]
     except OSError:
@@ -39,7 +39,9 @@ def ipv4_routes(route_file: Path = Path("/proc/net/route")) -> list[tuple[str, i
     return out
 
 
-def subnet_overlaps(subnet: str, routes: list[tuple[str, ipaddress.IPv4Network]], own_bridge: str | None = None) -> str | None:
+def subnet_overlaps(
+    subnet: str, routes: list[tuple[str, ipaddress.IPv4Network]], own_bridge: str | None = None
+) -> str | None:
     net = ipaddress.ip_network(subnet)
     for iface, route in routes:
         if iface == own_bridge:
@@ -67,12 +69,24 @@ def host_problems(loaded: LoadedRecipe, routes=None) -> list[Problem]:
         cni = recipe.answers.cni
         clash = subnet_overlaps(cni.subnet, ipv4_routes() if routes is None else routes, own_bridge=cni.bridge)
         if clash:
-            out.append(Problem(file, None, "answers.cni.subnet", f"{cni.subnet} overlaps an existing route ({clash}); pick another private range"))
+            out.append(
+                Problem(
+                    file,
+                    None,
+                    "answers.cni.subnet",
+                    f"{cni.subnet} overlaps an existing route ({clash}); pick another private range",
+                )
+            )
     if isinstance(recipe, CaiRecipe):
         tng = recipe.answers.tng
         if not port_free(tng.proxy_host, tng.proxy_port):
             out.append(
-                Problem(file, None, "answers.tng.proxy_port", f"{tng.proxy_host}:{tng.proxy_port} is already in use here; stop what listens there or choose another port")
+                Problem(
+                    file,
+                    None,
+                    "answers.tng.proxy_port",
+                    f"{tng.proxy_host}:{tng.proxy_port} is already in use here; stop what listens there or choose another port",
+                )
             )
     return out
 

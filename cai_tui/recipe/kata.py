@@ -24,7 +24,9 @@ class RootfsAnswers(Section):
     image: AbsPath = Field("/root/rootfs.img", description="guest rootfs.img")
     mount_dir: AbsPath = Field("/home/mnt", description="ROOTFS_DIR where the image is mounted")
     grow_gib: int = Field(20, ge=1, le=1024, description="qemu-img resize rootfs.img +N G")
-    kernel_source_dir: AbsPath = Field("/root/kernel", description="guest kernel source tree copied to <rootfs>/home/kernel")
+    kernel_source_dir: AbsPath = Field(
+        "/root/kernel", description="guest kernel source tree copied to <rootfs>/home/kernel"
+    )
     toolkit_repo_url: str = Field(
         "https://nvidia.github.io/libnvidia-container/stable/rpm/nvidia-container-toolkit.repo",
         description="yum repo of nvidia-container-toolkit",

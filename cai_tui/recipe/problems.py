@@ -114,7 +114,11 @@ def problems_from_validation(
             owner = model_at(root, loc) if loc else root
             known = list(owner.model_fields) if owner else []
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else (f"; known keys here: {', '.join(known)}" if known else "")
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else (f"; known keys here: {', '.join(known)}" if known else "")
+            )
             msg = f"unknown key {key!r}{hint}"
         elif kind == "missing":
             msg = "required; add it"

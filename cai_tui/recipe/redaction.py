@@ -22,10 +22,11 @@ class Redactor:
     def add(self, value: str | bytes) -> bool:
         """Register a secret; False when it is too short to redact without mangling all output."""
         if isinstance(value, bytes):
+            raw = value
             try:
-                value = value.decode("utf-8")
+                value = raw.decode("utf-8")
             except UnicodeDecodeError:
-                value = value.decode("latin-1")
+                value = raw.decode("latin-1")
         value = value.strip("\r\n")
         if len(value) < MIN_REDACTABLE:
             return False

@@ -107,7 +107,9 @@ def resolve_secret(
     if ref.scheme == "env":
         value = os.environ.get(ref.target)
         if value is None:
-            raise SecretUnavailable(f"{field}: environment variable {ref.target} is not set (export it, or change the reference)")
+            raise SecretUnavailable(
+                f"{field}: environment variable {ref.target} is not set (export it, or change the reference)"
+            )
     elif ref.scheme == "file":
         value = _read_secret_file(Path(os.path.expanduser(ref.target)), field)
     elif ref.scheme == "keyring":
@@ -131,7 +133,9 @@ def _read_secret_file(path: Path, field: str) -> str:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise SecretUnavailable(f"{field}: secret file {path} does not exist (create it, or change the reference)") from None
+        raise SecretUnavailable(
+            f"{field}: secret file {path} does not exist (create it, or change the reference)"
+        ) from None
     except OSError as e:
         raise SecretUnavailable(f"{field}: cannot read secret file {path}: {e.strerror}") from None
     if not stat.S_ISREG(st.st_mode):

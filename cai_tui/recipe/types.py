@@ -110,7 +110,10 @@ Region = Annotated[str, AfterValidator(_region)]
 # --- KMS / Helm -------------------------------------------------------------------------------------
 def _kms_instance(v: str) -> str:
     if not re.match(r"^kst-[a-z0-9]{6,40}$", v):
-        raise _err("kms_instance", "KMS instance IDs look like kst-hzz66a0xxxxxxxe16pckc (kst- then lower-case letters and digits)")
+        raise _err(
+            "kms_instance",
+            "KMS instance IDs look like kst-hzz66a0xxxxxxxe16pckc (kst- then lower-case letters and digits)",
+        )
     return v
 
 
@@ -126,7 +129,9 @@ def _semver(v: str) -> str:
     return v
 
 
-Version = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) else v), AfterValidator(_semver)]
+Version = Annotated[
+    str, BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) else v), AfterValidator(_semver)
+]
 
 
 def _k8s_name(v: str) -> str:
@@ -189,7 +194,9 @@ def _private_cidr(v: Any) -> str:
     except ValueError as e:
         raise _err("cidr", f"expected a network like 10.88.0.0/16 with host bits zero ({e})") from None
     if not net.is_private or net.is_loopback or net.is_link_local or net.prefixlen < 8:
-        raise _err("cidr_private", "the container subnet must be a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)")
+        raise _err(
+            "cidr_private", "the container subnet must be a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)"
+        )
     if net.num_addresses < 4:
         raise _err("cidr_small", "the subnet is too small for a bridge, a gateway and a container (use /29 or larger)")
     return str(net)
@@ -215,10 +222,13 @@ def _bdf(v: Any) -> str:
     try:
         return parse_bdf(str(v))
     except ValueError:
-        raise _err("bdf", "a PCI address is DDDD:BB:SS.F in hex, e.g. 0000:81:00.0 (see `lspci -nn -D | grep -i nvidia`)") from None
+        raise _err(
+            "bdf", "a PCI address is DDDD:BB:SS.F in hex, e.g. 0000:81:00.0 (see `lspci -nn -D | grep -i nvidia`)"
+        ) from None
 
 
 Bdf = Annotated[str, BeforeValidator(_bdf)]
+
 
 def _abs_path(v: str) -> str:
     if not (v.startswith("/") or v.startswith("~")):
@@ -248,7 +258,9 @@ CHECK_ID_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_*]+)+$")
 
 def _check_id(v: str) -> str:
     if not CHECK_ID_RE.match(v):
-        raise _err("check_id", "check ids are dotted lower-case names like trustee.auth_nonce (globs like gpu.* allowed)")
+        raise _err(
+            "check_id", "check ids are dotted lower-case names like trustee.auth_nonce (globs like gpu.* allowed)"
+        )
     return v
 
 

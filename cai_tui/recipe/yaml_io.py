@@ -93,9 +93,13 @@ def loads_recipe(text: str, name: str = "<recipe>", path: Path | None = None) ->
         raise _fail(name, f"malformed YAML: {problem}", line) from None
     except (YAMLError, RecursionError, ValueError) as e:
         raise _fail(name, f"malformed YAML: {type(e).__name__}") from None
+    except Exception:  # the parser has internal failures on odd input (e.g. "+_" raises IndexError)
+        raise _fail(name, "malformed YAML: the parser could not read it; check the syntax near the top") from None
     if not isinstance(doc, MutableMapping):
         kind = "a list" if isinstance(doc, list) else type(doc).__name__
-        raise _fail(name, f"the top level must be a mapping of keys (schema_version, flow, name, answers…), not {kind}", 1)
+        raise _fail(
+            name, f"the top level must be a mapping of keys (schema_version, flow, name, answers…), not {kind}", 1
+        )
     try:
         notes = migrate(doc)
     except MigrationError as e:
@@ -105,9 +109,7 @@ def loads_recipe(text: str, name: str = "<recipe>", path: Path | None = None) ->
     try:
         recipe = RECIPE_ADAPTER.validate_python(_plain(doc))
     except ValidationError as e:
-        problems = problems_from_validation(
-            e, root or CaiRecipe, file=name, line_of=lambda loc: mapping_line(doc, loc)
-        )
+        problems = problems_from_validation(e, root or CaiRecipe, file=name, line_of=lambda loc: mapping_line(doc, loc))
         raise RecipeError(problems) from None
     return LoadedRecipe(recipe=recipe, path=path, document=doc, notes=notes, source=name)
 
@@ -185,7 +187,9 @@ def save_recipe(
     target = Path(path)
     text = dumps_recipe(loaded)
     if len(redactor) and text in redactor:
-        raise RecipeError([Problem(str(target), None, "", "refusing to save: a resolved secret value would be written")])
+        raise RecipeError(
+            [Problem(str(target), None, "", "refusing to save: a resolved secret value would be written")]
+        )
     atomic_write(target, text.encode("utf-8"), mode=0o600, backup=backup)
     if isinstance(loaded, LoadedRecipe):
         loaded.path = target
@@ -231,7 +235,9 @@ def atomic_write(target: Path, data: bytes, *, mode: int = 0o600, backup: bool =
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     if backup and target.exists():
-        _replace(_temp_copy(parent, target.name + ".bak", target.read_bytes(), 0o600), target.with_name(target.name + ".bak"))
+        _replace(
+            _temp_copy(parent, target.name + ".bak", target.read_bytes(), 0o600), target.with_name(target.name + ".bak")
+        )
     _replace(_temp_copy(parent, target.name, data, mode), target)
     try:
         dfd = os.open(parent, os.O_RDONLY)

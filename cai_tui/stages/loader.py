@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -73,7 +73,9 @@ def load_stage_file(path: Path, flow: str) -> StageSpec:
         spec = StageSpec.model_validate({**doc, "flow": flow, "order": int(m.group(1)), "file": name})
     except ValidationError as e:
         raise StageSpecError(
-            problems_from_validation(e, StageSpec, file=name, line_of=lambda loc: mapping_line(doc, loc), strip_tag=False)
+            problems_from_validation(
+                e, StageSpec, file=name, line_of=lambda loc: mapping_line(doc, loc), strip_tag=False
+            )
         ) from None
     problems: list[Problem] = []
     if spec.id != m.group(2):
@@ -81,13 +83,22 @@ def load_stage_file(path: Path, flow: str) -> StageSpec:
     model = answers_model(flow)
     for i, f in enumerate(spec.fields):
         if not path_exists(model, f.path):
-            problems.append(Problem(name, mapping_line(doc, ["fields", i]), f"fields[{i}].path", f"{f.path!r} is not a {flow} answer"))
+            problems.append(
+                Problem(
+                    name, mapping_line(doc, ["fields", i]), f"fields[{i}].path", f"{f.path!r} is not a {flow} answer"
+                )
+            )
     for i, step in enumerate(spec.steps):
         for j, d in enumerate(step.do):
             for ph in PLACEHOLDER_RE.findall(d.command or ""):
                 if not path_exists(model, ph):
                     problems.append(
-                        Problem(name, mapping_line(doc, ["steps", i, "do", j]), f"steps[{i}].do[{j}]", f"placeholder {{{ph}}} is not a {flow} answer")
+                        Problem(
+                            name,
+                            mapping_line(doc, ["steps", i, "do", j]),
+                            f"steps[{i}].do[{j}]",
+                            f"placeholder {{{ph}}} is not a {flow} answer",
+                        )
                     )
     if problems:
         raise StageSpecError(problems)
@@ -129,7 +140,7 @@ def load_flow(flow: str, root: Path | None = None) -> FlowStages:
     return FlowStages(flow, stages, _unknown(stages))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_all() -> dict[str, FlowStages]:
     from ..recipe.model import FLOWS
 

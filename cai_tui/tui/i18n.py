@@ -31,6 +31,7 @@ STRINGS: dict[str, tuple[str, str]] = {
         "openEuler kata-virtcca 机密容器 GPU 直通",
     ),
     "flow_meta": ("{count} stages · {first} … {last} · flow {flow}", "{count} 个阶段 · {first} … {last} · 流程 {flow}"),
+    "stage_meta": ("stage {order} · {ids}", "阶段 {order} · {ids}"),
     "your_recipe": ("  ◀ your recipe", "  ◀ 当前配方"),
     "recipe_loaded": ("Recipe {name} (flow {flow}) from {path}", "配方 {name}（流程 {flow}），文件 {path}"),
     "recipe_none": (
@@ -39,10 +40,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "recipe_failed": ("The recipe could not be loaded:", "配方加载失败："),
     "lab_running": ("Lab running on this machine", "本机实验环境已启动"),
-    "lab_line": (
-        "Trustee {trustee_url} · OSS {oss_endpoint} · KMS {kms_endpoint} · recipe {recipe}",
-        "Trustee {trustee_url} · OSS {oss_endpoint} · KMS {kms_endpoint} · 配方 {recipe}",
-    ),
+    "lab_trustee": ("Trustee  ", "Trustee  "),
+    "lab_oss": ("OSS      ", "OSS      "),
+    "lab_kms": ("KMS      ", "KMS      "),
+    "lab_recipe": ("Recipe   ", "配方     "),
     # flow screen
     "stages": ("Stages", "阶段"),
     "recipe_other_flow": (
@@ -51,23 +52,23 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     # stage detail
     "stage_n": ("Stage {order} of {count}", "第 {order} 阶段，共 {count} 个"),
-    "covers": ("Covers", "对应步骤"),
+    "covers": ("Covers: ", "对应步骤："),
     "fields": ("Fields", "配置项"),
     "no_fields": ("This stage asks for no input.", "本阶段无需填写配置项。"),
     "steps": ("Steps", "步骤"),
-    "input": ("Input", "输入"),
+    "input": ("Input: ", "输入："),
     "input_none": ("none", "无"),
-    "do": ("Do", "执行"),
-    "verify": ("Verify", "验证"),
-    "manual": ("manual", "手动确认"),
+    "do": ("Do:", "执行："),
+    "verify": ("Verify: ", "验证："),
+    "manual": ("manual — ", "手动确认——"),
     "action": ("action", "操作"),
     "artifact": ("generates", "生成文件"),
     "command": ("run", "运行"),
-    "on_where": ("on {where}", "在 {where} 上"),
-    "value": ("value", "值"),
+    "command_on": ("run on {where}", "在 {where} 上运行"),
+    "list_sep": (", ", "、"),
     "not_set": ("not set", "未设置"),
     "default": ("default", "默认值"),
-    "secret_ref": ("secret reference, resolved only when used", "密钥引用，仅在使用时读取"),
+    "secret_ref": ("secret reference; the value is read only when used", "密钥引用，仅在使用时读取其值"),
 }
 
 

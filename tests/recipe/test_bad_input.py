@@ -14,7 +14,10 @@ CASES = {
     "duplicate-key": (b"schema_version: 1\nflow: cai\nflow: cai\n", "malformed YAML"),
     "top-level-list": (b"- a\n- b\n", "top level must be a mapping"),
     "scalar": (b"just words\n", "top level must be a mapping"),
-    "wrong-types": (GOOD_HEAD.encode() + b"  service:\n    port: [8080]\n    sharing_peers: 1.2.3.4\n", "answers.service.port"),
+    "wrong-types": (
+        GOOD_HEAD.encode() + b"  service:\n    port: [8080]\n    sharing_peers: 1.2.3.4\n",
+        "answers.service.port",
+    ),
     "unknown-key": (GOOD_HEAD.encode() + b"  servise:\n    port: 8080\n", "did you mean 'service'?"),
     "unknown-top-key": (GOOD_HEAD.encode() + b"waiver: []\n", "did you mean 'waivers'?"),
     "inline-secret": (GOOD_HEAD.encode() + b"    access_key_secret: Zx9Plaintext\n", "inline secret"),

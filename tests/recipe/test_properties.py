@@ -12,13 +12,18 @@ from cai_tui.recipe.yaml_io import decode
 KEYS = ["schema_version", "flow", "name", "answers", "oss", "bucket_path", "service", "port", "model", "targets", "cni"]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=30),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=30),
     st.sampled_from(["cai", "kata-virtcca", "env:X", "file:/x", "prompt", "my-bucket:/m/", "10.88.0.0/16"]),
 )
 trees = st.recursive(
     scalars,
     lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), children, max_size=5)
+        st.lists(children, max_size=4),
+        st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), children, max_size=5),
     ),
     max_leaves=25,
 )

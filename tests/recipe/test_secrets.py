@@ -65,7 +65,13 @@ def test_unavailable_references_say_what_to_do(tmp_path, monkeypatch):
         resolve_secret(SecretRef("prompt"), field="answers.x")
     (tmp_path / "k").write_text("abc")
     with pytest.raises(SecretUnavailable, match="Sam key must be 4–128 bytes"):
-        resolve_secret(SecretRef("file", str(tmp_path / "k")), field="answers.model.sam.key", min_bytes=4, max_bytes=128, what="Sam key")
+        resolve_secret(
+            SecretRef("file", str(tmp_path / "k")),
+            field="answers.model.sam.key",
+            min_bytes=4,
+            max_bytes=128,
+            what="Sam key",
+        )
 
 
 def test_keyring_reference(monkeypatch):
@@ -97,7 +103,10 @@ def test_validate_resolve_secrets_checks_lengths_and_modes(tmp_path):
     key = tmp_path / "samkey"
     key.write_text("abc")
     os.chmod(key, 0o644)
-    text = BASE.format(akid="env:CAI_AK_T", secret=f"file:{tmp_path / 'nosuch'}") + f"  model:\n    encryption_method: sam\n    sam: {{key: 'file:{key}', key_id: LD_Demo_0001}}\n"
+    text = (
+        BASE.format(akid="env:CAI_AK_T", secret=f"file:{tmp_path / 'nosuch'}")
+        + f"  model:\n    encryption_method: sam\n    sam: {{key: 'file:{key}', key_id: LD_Demo_0001}}\n"
+    )
     recipe = tmp_path / "r.yaml"
     recipe.write_text(text)
     r = run_cli("recipe", "validate", "--resolve-secrets", str(recipe), env={"CAI_AK_T": "AKIDVALUE"})

@@ -38,7 +38,12 @@ def one(text):
 @pytest.mark.parametrize(
     ("section", "yaml", "field", "expect"),
     [
-        ("trustee", "model_key_id: kbs:///default/model", "answers.trustee.model_key_id", "kbs:///<repository>/<type>/<tag>"),
+        (
+            "trustee",
+            "model_key_id: kbs:///default/model",
+            "answers.trustee.model_key_id",
+            "kbs:///<repository>/<type>/<tag>",
+        ),
         ("trustee", "url: alb-x.example/trustee", "answers.trustee.url", "scheme"),
         ("trustee", "url: ftp://alb-x.example/", "answers.trustee.url", "scheme"),
         ("instance", "type: ecs.gn7i.large", "answers.instance.type", "ecs.gn8v-tee.4xlarge or ecs.gn8v-tee.6xlarge"),
@@ -57,7 +62,9 @@ def one(text):
 )
 def test_cai_field_messages(section, yaml, field, expect):
     if section == "oss":
-        text = CAI.format(extra="").replace("    bucket_path: my-bucket:/models/\n", f"    bucket_path: my-bucket:/models/\n    {yaml}\n")
+        text = CAI.format(extra="").replace(
+            "    bucket_path: my-bucket:/models/\n", f"    bucket_path: my-bucket:/models/\n    {yaml}\n"
+        )
     else:
         text = CAI.format(extra=f"  {section}:\n    {yaml}\n")
     line = one(text)

@@ -27,7 +27,9 @@ def map_steps():
 
 
 def test_map_parser():
-    steps = parse_procedure_map("| ID | Step | x |\n|---|---|---|\n| CAI-1.5 | Encrypt | y |\n| KATA-0 | Pre | z |\n| nope | a | b |")
+    steps = parse_procedure_map(
+        "| ID | Step | x |\n|---|---|---|\n| CAI-1.5 | Encrypt | y |\n| KATA-0 | Pre | z |\n| nope | a | b |"
+    )
     assert [(s.id, s.title) for s in steps] == [("CAI-1.5", "Encrypt"), ("KATA-0", "Pre")]
 
 

@@ -97,4 +97,5 @@ class FlowScreen(LocalizedScreen):
 def stage_prompt(stage: StageSpec, lang: str) -> Content:
     covers = stage.covers
     ids = covers[0] if len(covers) == 1 else f"{covers[0]} … {covers[-1]}"
-    return Content.assemble((f"{stage.order:>2} ", "$text-muted"), (stage.title.get(lang), "bold"), "\n   ", (ids, "$text-muted"))
+    meta = t("stage_meta", lang, order=stage.order, ids=ids)
+    return Content.assemble((stage.title.get(lang), "bold"), "\n", (meta, "$text-muted"))

@@ -30,15 +30,20 @@ class StartScreen(LocalizedScreen):
     def apply_lang(self, lang: str) -> None:
         self.sub_title = t("app_subtitle", lang)
         if self.state.lab_info is not None:
-            info = {k: self.state.lab_info.get(k, "?") for k in ("trustee_url", "oss_endpoint", "kms_endpoint", "recipe")}
-            self.query_one("#lab-banner", Static).update(
-                Content.assemble((t("lab_running", lang), "bold"), "\n", t("lab_line", lang, **info))
-            )
+            self.query_one("#lab-banner", Static).update(self._lab_banner(lang))
         self.query_one("#recipe-line", Static).update(self._recipe_line(lang))
         self.query_one("#choose", Static).update(t("choose_flow", lang))
         flow_list = self.query_one("#flow-list", OptionList)
         for flow in self.state.flows:
             flow_list.replace_option_prompt(flow, self._flow_prompt(flow, lang))
+
+    def _lab_banner(self, lang: str) -> Content:
+        info = self.state.lab_info or {}
+        lines: list[str | tuple[str, str]] = [(t("lab_running", lang), "bold")]
+        for key, label in (("trustee_url", "lab_trustee"), ("oss_endpoint", "lab_oss"), ("kms_endpoint", "lab_kms"), ("recipe", "lab_recipe")):
+            if info.get(key) is not None:
+                lines += ["\n", (t(label, lang), "$text-muted"), str(info[key])]
+        return Content.assemble(*lines)
 
     def _recipe_line(self, lang: str) -> Content:
         state = self.state

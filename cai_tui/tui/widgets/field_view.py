@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from ...stages.spec import FieldSpec
 from ..i18n import t
+from ..text import reflow
 from ..values import FieldValue
 
 
@@ -29,7 +30,7 @@ class FieldView(Vertical):
                 yield Static(value_content(self.value, self.lang), classes="field-value")
         yield Static(self.spec.path, classes="field-path", markup=False)
         if self.spec.help is not None:
-            yield Static(self.spec.help.get(self.lang).strip(), classes="field-help", markup=False)
+            yield Static(reflow(self.spec.help.get(self.lang)), classes="field-help", markup=False)
 
 
 def value_content(value: FieldValue, lang: str) -> Content:

@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from ...stages.spec import StageSpec
 from ..i18n import t
+from ..text import reflow
 from ..values import answer_value
 from .field_view import FieldView
 from .step_view import StepView
@@ -33,8 +34,8 @@ class StageDetail(VerticalScroll):
             return
         yield Static(t("stage_n", lang, order=stage.order, count=self.count), classes="stage-n")
         yield Static(stage.title.get(lang), classes="stage-title", markup=False)
-        yield Static(f"{t('covers', lang)}: {' · '.join(stage.covers)}", classes="stage-covers", markup=False)
-        yield Static(stage.help.get(lang).strip(), classes="stage-help", markup=False)
+        yield Static(t("covers", lang) + " · ".join(stage.covers), classes="stage-covers", markup=False)
+        yield Static(reflow(stage.help.get(lang)), classes="stage-help", markup=False)
         yield Static(t("fields", lang), classes="section")
         if not stage.fields:
             yield Static(t("no_fields", lang), classes="empty")

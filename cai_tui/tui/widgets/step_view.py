@@ -9,6 +9,7 @@ from textual.widgets import Static
 
 from ...stages.spec import Doer, Manual, StageSpec, Step
 from ..i18n import t
+from ..text import command_lines, reflow
 
 
 class StepView(Vertical):
@@ -20,10 +21,13 @@ class StepView(Vertical):
 
     def compose(self) -> ComposeResult:
         lang = self.lang
-        yield Static(Content.assemble((self.step.covers, "bold $accent"), "  ", self._inputs()), classes="step-head")
-        yield Static(self.step.guidance.get(lang).strip(), classes="step-guidance", markup=False)
+        yield Static(Content.assemble((self.step.covers, "bold $text-accent"), "   ", self._inputs()), classes="step-head")
+        yield Static(reflow(self.step.guidance.get(lang)), classes="step-guidance", markup=False)
+        yield Static(Content.styled(t("do", lang), "bold"), classes="step-do-head")
         for doer in self.step.do:
             yield Static(doer_content(doer, lang), classes="step-do")
+            if doer.command:
+                yield Static(Content.styled("$ " + command_lines(doer.command), "$text-secondary"), classes="step-command")
         yield Static(self._verify(), classes="step-verify")
 
     def _inputs(self) -> Content:
@@ -32,22 +36,20 @@ class StepView(Vertical):
             names = t("input_none", lang)
         else:
             labels = {f.path: f.label.get(lang) for f in self.stage.fields}
-            names = ", ".join(labels.get(p, p) for p in self.step.input)
-        return Content.styled(f"{t('input', lang)}: {names}", "$text-muted")
+            names = t("list_sep", lang).join(labels.get(p, p) for p in self.step.input)
+        return Content.styled(t("input", lang) + names, "$text-muted")
 
     def _verify(self) -> Content:
         lang = self.lang
-        head = (f"{t('verify', lang)}: ", "bold")
+        head = (t("verify", lang), "bold")
         if isinstance(self.step.verify, Manual):
-            return Content.assemble(head, (f"{t('manual', lang)} — ", "$text-warning"), self.step.verify.manual.get(lang))
+            return Content.assemble(head, (t("manual", lang), "$text-warning"), reflow(self.step.verify.manual.get(lang)))
         return Content.assemble(head, (" · ".join(self.step.verify), "$text-success"))
 
 
 def doer_content(doer: Doer, lang: str) -> Content:
-    head = (f"{t('do', lang)}: ", "bold")
     if doer.action:
-        return Content.assemble(head, f"{t('action', lang)} ", (doer.action, "$text-primary"))
+        return Content.assemble("• ", t("action", lang), " ", (doer.action, "$text-primary"))
     if doer.artifact:
-        return Content.assemble(head, f"{t('artifact', lang)} ", (doer.artifact, "$text-primary"))
-    where = f" ({t('on_where', lang, where=doer.where)})" if doer.where else ""
-    return Content.assemble(head, f"{t('command', lang)}{where}: ", ("$ " + (doer.command or "").strip(), "$text-secondary"))
+        return Content.assemble("• ", t("artifact", lang), " ", (doer.artifact, "$text-primary"))
+    return Content("• " + (t("command_on", lang, where=doer.where) if doer.where else t("command", lang)))

@@ -1,0 +1,20 @@
+# Shared by install.sh and test.sh.
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+apt_install() {  # apt_install PKG... — installs only the missing ones
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing system packages: ${missing[*]}" >&2
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+ensure_venv() {
+    if [ ! -x .venv/bin/python ]; then
+        if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then apt_install python3-venv; fi
+        python3 -m venv .venv
+    fi
+}
