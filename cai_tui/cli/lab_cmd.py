@@ -67,6 +67,7 @@ def serve(
 ) -> int:
     import json
     import logging
+    import re
     import signal
     import threading
 
@@ -84,6 +85,9 @@ def serve(
 
     if not 1 <= port_base <= 65532:
         _err(f"cai-tui lab serve: --port-base must be between 1 and 65532 (4 consecutive ports), not {port_base}")
+        return EXIT_USAGE
+    if not re.fullmatch(r"\d+\.\d+\.\d+", protocol_version):
+        _err(f"cai-tui lab serve: --protocol-version must look like 0.1.0 or 0.4.0, not {protocol_version!r}")
         return EXIT_USAGE
     if flavour not in ("alibaba", "upstream"):
         _err(f"cai-tui lab serve: --flavour must be alibaba or upstream, not {flavour!r}")

@@ -69,6 +69,7 @@ ADMIN_KEY_FILE = "kbs-admin.pem"
 LOCK_FILE = ".lab.lock"
 STS_TTL_S = 3600
 COMPONENTS = ("trustee", "oss", "kms", "admin")  # port offsets 0, 1, 2, 3 from the port base
+COMPONENT_TITLES = {"trustee": "Trustee", "oss": "OSS", "kms": "KMS", "admin": "admin endpoint"}
 CREDENTIAL_KEYS = (
     "oss_access_key_id",
     "oss_access_key_secret",
@@ -118,7 +119,7 @@ def check_ports_free(ports: dict[str, int]) -> None:
                 s.bind((LOOPBACK, port))
             except OSError as e:
                 if e.errno in (errno.EADDRINUSE, errno.EACCES):
-                    raise LabPortInUse(port, component) from None
+                    raise LabPortInUse(port, COMPONENT_TITLES.get(component, component)) from None
                 raise
 
 

@@ -21,7 +21,7 @@ SIZE = (120, 40)
 def texts(root: Widget) -> str:
     """Every Static and OptionList prompt under ``root``, one per line (what the widgets hold, scrolled or not)."""
     parts: list[str] = []
-    for widget in root.query("*"):
+    for widget in [root, *root.query("*")]:
         if isinstance(widget, Static):
             parts.append(str(widget.content))
         elif isinstance(widget, OptionList):

@@ -59,7 +59,11 @@ class FlowScreen(LocalizedScreen):
         note = self.query_one("#flow-note", Static)
         loaded = self.state.loaded
         if loaded is not None and loaded.recipe.flow != self.flow:
-            note.update(Content.styled(t("recipe_other_flow", lang, name=loaded.recipe.name, flow=loaded.recipe.flow), "$text-warning"))
+            note.update(
+                Content.styled(
+                    t("recipe_other_flow", lang, name=loaded.recipe.name, flow=loaded.recipe.flow), "$text-warning"
+                )
+            )
         elif loaded is None:
             note.update(Content.styled(t("recipe_none", lang), "$text-muted"))
         else:

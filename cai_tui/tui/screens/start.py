@@ -40,7 +40,12 @@ class StartScreen(LocalizedScreen):
     def _lab_banner(self, lang: str) -> Content:
         info = self.state.lab_info or {}
         lines: list[str | tuple[str, str]] = [(t("lab_running", lang), "bold")]
-        for key, label in (("trustee_url", "lab_trustee"), ("oss_endpoint", "lab_oss"), ("kms_endpoint", "lab_kms"), ("recipe", "lab_recipe")):
+        for key, label in (
+            ("trustee_url", "lab_trustee"),
+            ("oss_endpoint", "lab_oss"),
+            ("kms_endpoint", "lab_kms"),
+            ("recipe", "lab_recipe"),
+        ):
             if info.get(key) is not None:
                 lines += ["\n", (t(label, lang), "$text-muted"), str(info[key])]
         return Content.assemble(*lines)
@@ -48,7 +53,9 @@ class StartScreen(LocalizedScreen):
     def _recipe_line(self, lang: str) -> Content:
         state = self.state
         if state.recipe_problems:
-            return Content.assemble((t("recipe_failed", lang), "bold $text-error"), "\n", "\n".join(state.recipe_problems))
+            return Content.assemble(
+                (t("recipe_failed", lang), "bold $text-error"), "\n", "\n".join(state.recipe_problems)
+            )
         if state.loaded is None:
             return Content.styled(t("recipe_none", lang), "$text-muted")
         recipe = state.loaded.recipe
@@ -57,7 +64,14 @@ class StartScreen(LocalizedScreen):
     def _flow_prompt(self, flow: str, lang: str) -> Content:
         stages = self.state.flows[flow].stages
         covers = [c for s in stages for c in s.covers]
-        meta = t("flow_meta", lang, count=len(stages), first=covers[0] if covers else "-", last=covers[-1] if covers else "-", flow=flow)
+        meta = t(
+            "flow_meta",
+            lang,
+            count=len(stages),
+            first=covers[0] if covers else "-",
+            last=covers[-1] if covers else "-",
+            flow=flow,
+        )
         mine = t("your_recipe", lang) if flow == self.state.recipe_flow else ""
         return Content.assemble((t(f"flow.{flow}", lang), "bold"), (mine, "$text-success"), "\n", (meta, "$text-muted"))
 

@@ -21,13 +21,17 @@ class StepView(Vertical):
 
     def compose(self) -> ComposeResult:
         lang = self.lang
-        yield Static(Content.assemble((self.step.covers, "bold $text-accent"), "   ", self._inputs()), classes="step-head")
+        yield Static(
+            Content.assemble((self.step.covers, "bold $text-accent"), "   ", self._inputs()), classes="step-head"
+        )
         yield Static(reflow(self.step.guidance.get(lang)), classes="step-guidance", markup=False)
         yield Static(Content.styled(t("do", lang), "bold"), classes="step-do-head")
         for doer in self.step.do:
             yield Static(doer_content(doer, lang), classes="step-do")
             if doer.command:
-                yield Static(Content.styled("$ " + command_lines(doer.command), "$text-secondary"), classes="step-command")
+                yield Static(
+                    Content.styled("$ " + command_lines(doer.command), "$text-secondary"), classes="step-command"
+                )
         yield Static(self._verify(), classes="step-verify")
 
     def _inputs(self) -> Content:
@@ -43,7 +47,9 @@ class StepView(Vertical):
         lang = self.lang
         head = (t("verify", lang), "bold")
         if isinstance(self.step.verify, Manual):
-            return Content.assemble(head, (t("manual", lang), "$text-warning"), reflow(self.step.verify.manual.get(lang)))
+            return Content.assemble(
+                head, (t("manual", lang), "$text-warning"), reflow(self.step.verify.manual.get(lang))
+            )
         return Content.assemble(head, (" · ".join(self.step.verify), "$text-success"))
 
 

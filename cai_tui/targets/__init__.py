@@ -1,0 +1,1 @@
+"""Targets: where commands run and files are read (local, SSH, container, sysroot)."""
