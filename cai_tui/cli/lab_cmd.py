@@ -28,15 +28,21 @@ def serve_command(
         "", "--faults", help="Faults on from the start, comma-separated, NAME or NAME=PARAM (see `cai-tui lab faults`)."
     ),
     state_dir: Path | None = typer.Option(
-        None, "--state-dir", help="Where the lab keeps its state (default: <state dir>/lab, e.g. ~/.local/state/cai-tui/lab)."
+        None,
+        "--state-dir",
+        help="Where the lab keeps its state (default: <state dir>/lab, e.g. ~/.local/state/cai-tui/lab).",
     ),
     port_base: int = typer.Option(
         18600, "--port-base", help="Trustee on N, OSS on N+1, KMS on N+2, the admin endpoint on N+3 (127.0.0.1)."
     ),
     protocol_version: str = typer.Option(
-        "0.1.0", "--protocol-version", help="KBS protocol version the Trustee demands (seed chart 0.1.0, upstream 0.4.0)."
+        "0.1.0",
+        "--protocol-version",
+        help="KBS protocol version the Trustee demands (seed chart 0.1.0, upstream 0.4.0).",
     ),
-    flavour: str = typer.Option("alibaba", "--flavour", help="Status codes of the Trustee's errors: alibaba or upstream."),
+    flavour: str = typer.Option(
+        "alibaba", "--flavour", help="Status codes of the Trustee's errors: alibaba or upstream."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request on stderr."),
 ) -> None:
     """Run the lab in the foreground until SIGINT/SIGTERM.
@@ -125,8 +131,12 @@ def serve(
             return 1
         try:
             if not stop.is_set():
-                sys.stdout.write(json.dumps(lab.ready_info()) + "\n")
-                sys.stdout.flush()
+                try:
+                    sys.stdout.write(json.dumps(lab.ready_info()) + "\n")
+                    sys.stdout.flush()
+                except OSError as e:  # whoever started us no longer reads stdout
+                    _err(f"cai-tui lab serve: cannot write the ready line ({e}); stopping")
+                    return 1
                 _err(
                     f"lab ready: Trustee {lab.trustee_url}  OSS {lab.oss_endpoint}  KMS {lab.kms_endpoint}  "
                     f"admin {lab.admin_url}\n  recipe {lab.recipe_path}\n  credentials {lab.credentials_path}\n"

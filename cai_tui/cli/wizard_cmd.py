@@ -21,10 +21,18 @@ def run_wizard(*, lab: bool, recipe: str | None, lang: str) -> int:
 
     if not lab:
         return run_app(lang=lang, recipe_path=recipe)
-    from ..lab.orchestrator import Lab
+    from ..lab.orchestrator import Lab, LabError
 
-    with Lab() as running:
+    running = Lab()
+    try:
+        running.start()
+    except LabError as e:
+        sys.stderr.write(f"cannot start the lab: {e}\n")
+        return 2
+    try:
         sys.stderr.write(
             f"lab running: Trustee {running.trustee_url}, OSS {running.oss_endpoint}, KMS {running.kms_endpoint}\n"
         )
         return run_app(lang=lang, recipe_path=recipe or str(running.recipe_path), lab_info=running.ready_info())
+    finally:
+        running.stop()

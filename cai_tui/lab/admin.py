@@ -78,7 +78,7 @@ def _param(name: str, value: Any) -> float | None:
     if value is None or value is True:
         return None
     if isinstance(value, bool):
-        raise AdminRequestError(400, f"fault {name}: false means clear; put it in \"clear\"")
+        raise AdminRequestError(400, f'fault {name}: false means clear; put it in "clear"')
     if isinstance(value, str):
         try:
             value = float(value)

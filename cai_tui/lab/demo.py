@@ -8,8 +8,8 @@ What the seed puts in the state directory and the lab services:
 * ``demo-cipher/`` — that directory encrypted by the native gocryptfs writer with a fresh random password (the real
   ``gocryptfs`` mounts it);
 * ``model-password`` (0600) — the password;
-* ``demo-seed.json`` — what was seeded (format version, SHA-256 of the password and of every plaintext file), so a
-  restart on the same state directory reuses an intact seed instead of paying for scrypt again.
+* ``demo-seed.json`` — what was seeded (format version, SHA-256 of the password and of every plaintext and cipher
+  file), so a restart on the same state directory reuses an intact seed instead of paying for scrypt again.
 
 The orchestrator uploads ``demo-cipher/`` to the lab OSS (bucket :data:`DEMO_BUCKET`, prefix :data:`DEMO_PREFIX`)
 and stores the password as the KMS secret :data:`DEMO_SECRET_NAME`, which the lab Trustee serves as
@@ -312,13 +312,27 @@ def _intact(state_dir: Path, files: dict[str, bytes]) -> str | None:
                 return None
         except OSError:
             return None
-    cipher_dir = state_dir / DEMO_CIPHER_DIR
-    if not (cipher_dir / "gocryptfs.conf").is_file() or not (cipher_dir / "gocryptfs.diriv").is_file():
+    try:
+        cipher = _cipher_digests(state_dir / DEMO_CIPHER_DIR)
+    except OSError:
         return None
-    # One cipher file per plaintext file, plus the config and the diriv (the demo has no sub-directories).
-    if sum(1 for p in cipher_dir.iterdir() if p.is_file()) != len(files) + 2:
+    if "gocryptfs.conf" not in cipher or record.get("cipher") != cipher:
         return None
     return password
+
+
+def _cipher_digests(cipher_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file of the cipherdir, by relative path."""
+    out = {}
+    for root, _dirs, names in os.walk(cipher_dir, onerror=_raise):
+        for name in names:
+            path = Path(root) / name
+            out[path.relative_to(cipher_dir).as_posix()] = _sha256(path.read_bytes())
+    return out
+
+
+def _raise(err: OSError) -> None:
+    raise err
 
 
 def _remove_dir(path: Path) -> None:
@@ -357,6 +371,7 @@ def ensure_demo(state_dir: Path) -> DemoSeed:
         "format": SEED_FORMAT,
         "password_sha256": _sha256(password.encode("utf-8")),
         "files": {rel: _sha256(data) for rel, data in files.items()},
+        "cipher": _cipher_digests(cipher_dir),
     }
     write_private(state_dir / SEED_RECORD, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode("utf-8"))
     return DemoSeed(model_dir, cipher_dir, password_file, password, reused=False)

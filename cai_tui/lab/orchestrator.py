@@ -21,7 +21,9 @@ the KBS admin Ed25519 key pair) and writes into the state directory:
   ``kbs:///default/aliyun/model-decryption-key``;
 * the services' own state: ``oss/``, ``kms-secrets.json``, ``kbs-repository/``.
 
-Faults given at start are switched on once the seed is in place (a fault never breaks the seeding itself).
+Faults given at start are switched on once the seed is in place (a fault never breaks the seeding itself). The demo
+prefix belongs to the seed: at every start, objects under it that are not part of the demo cipherdir are deleted, and
+the KMS secret is set back to the demo password if it was changed.
 """
 
 from __future__ import annotations
@@ -200,7 +202,9 @@ class Lab:
         self._port_base = port_base
         self._start_faults = _initial_faults(faults)  # raises UnknownFault before anything starts
         if trustee_settings is None:
-            trustee_settings = TrusteeSettings(protocol_version="0.1.0", flavour="alibaba", release="trustee", backend="kms")
+            trustee_settings = TrusteeSettings(
+                protocol_version="0.1.0", flavour="alibaba", release="trustee", backend="kms"
+            )
         trustee_settings.validate()
         self._settings = trustee_settings
         self._faults = FaultSwitches()
@@ -269,7 +273,8 @@ class Lab:
                 self._trustee.set_resource("default", "aliyun", tag, demo.password.encode("utf-8"))
             self._trustee.start()
 
-            self._admin = AdminHTTPServer(self._faults, self.health, self.ready_info, port=ports["admin"]).start()
+            self._admin = AdminHTTPServer(self._faults, self.health, self.ready_info, port=ports["admin"])
+            self._admin.start()
             self._running = True
             self._write_credentials(keys, demo)
             self._write_recipe(demo)
@@ -558,7 +563,12 @@ class Lab:
         """Each component up or down (listening and accepting a TCP connection), with its active faults."""
         active = self._faults.active()
         comps: dict[str, Any] = {}
-        for name, server in (("trustee", self._trustee), ("oss", self._oss), ("kms", self._kms), ("admin", self._admin)):
+        for name, server in (
+            ("trustee", self._trustee),
+            ("oss", self._oss),
+            ("kms", self._kms),
+            ("admin", self._admin),
+        ):
             port = url = None
             alive = False
             if server is not None:

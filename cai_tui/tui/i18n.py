@@ -78,6 +78,11 @@ def t(key: str, lang: str, **fmt: Any) -> str:
     return text.format(**fmt) if fmt else text
 
 
+def flow_title(flow: str, lang: str) -> str:
+    """A flow's name; a flow this table does not know yet is shown by its id rather than failing."""
+    return t(f"flow.{flow}", lang) if f"flow.{flow}" in STRINGS else flow
+
+
 def other_lang(lang: str) -> str:
     return "en" if lang == "zh" else "zh"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import pytest
 from cai_tui.gocryptfs import open_cipherdir
 from cai_tui.lab.demo import DEMO_PREFIX, demo_model_files
 from cai_tui.lab.orchestrator import CREDENTIAL_KEYS, READY_KEYS
-from cai_tui.recipe import SecretRef, load_recipe, resolve_secret
+from cai_tui.recipe import CaiRecipe, SecretRef, load_recipe, resolve_secret
 
 
 def download_prefix(bucket: Any, prefix: str, dest: Path) -> list[str]:
@@ -70,24 +71,27 @@ def test_recipe_is_valid_and_its_secret_references_resolve(lab: Any) -> None:
     creds = json.loads(lab.credentials_path.read_text())
     loaded = load_recipe(lab.recipe_path)
     assert mode(lab.recipe_path) == 0o600
-    a = loaded.recipe.answers
-    assert loaded.recipe.flow == "cai"
+    recipe = loaded.recipe
+    assert isinstance(recipe, CaiRecipe) and recipe.flow == "cai"
+    a = recipe.answers
     assert a.oss.endpoint == lab.oss_endpoint and a.kms.endpoint == lab.kms_endpoint
     assert a.trustee.url == lab.trustee_url and a.trustee.protocol_version == "0.1.0"
     assert a.oss.bucket_path == f"lab-models:/{DEMO_PREFIX}"
     assert a.trustee.model_key_id == "kbs:///default/aliyun/model-decryption-key"
-    assert Path(a.model.local_dir) == lab.demo.model_dir and Path(a.model.cipher_dir) == lab.demo.cipher_dir
-    refs: dict[str, SecretRef] = {
+    assert a.model.local_dir and Path(a.model.local_dir) == lab.demo.model_dir
+    assert a.model.cipher_dir and Path(a.model.cipher_dir) == lab.demo.cipher_dir
+    refs: dict[str, SecretRef | None] = {
         "oss_access_key_id": a.oss.access_key_id,
         "oss_access_key_secret": a.oss.access_key_secret,
         "kms_access_key_id": a.kms.access_key_id,
         "kms_access_key_secret": a.kms.access_key_secret,
     }
     for name, ref in refs.items():
-        assert ref.scheme == "file", (name, ref)
+        assert ref is not None and ref.scheme == "file", (name, ref)
         path = Path(ref.target)
         assert path.parent == lab.state_dir and mode(path) == 0o600
         assert resolve_secret(ref, field=name) == creds[name]
+    assert a.model.password is not None and a.trustee.admin_private_key is not None
     password = resolve_secret(a.model.password, field="model.password")
     assert password == Path(creds["model_password_file"]).read_text() == lab.demo.password
     pem = resolve_secret(a.trustee.admin_private_key, field="trustee.admin_private_key")
@@ -115,7 +119,7 @@ def test_demo_model_is_a_real_model_directory(lab: Any) -> None:
     data_len = len(raw) - 8 - n
     spans = sorted(tuple(t["data_offsets"]) for t in header.values())
     assert spans[0][0] == 0 and spans[-1][1] == data_len
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False)), "tensors must be contiguous"
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans)), "tensors must be contiguous"
     for name, t in header.items():
         count = 1
         for d in t["shape"]:
@@ -180,3 +184,28 @@ def test_the_real_gocryptfs_mounts_the_downloaded_cipherdir(lab: Any, lab_client
         assert got == demo_model_files()
     finally:
         subprocess.run([fusermount, "-u", str(mnt)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_damaged_seed_is_replaced_at_the_next_start(tmp_path: Path, lab_clients: Any) -> None:
+    from cai_tui.lab.orchestrator import Lab
+
+    state = tmp_path / "state"
+    with Lab(state_dir=state) as first:
+        old_password = first.demo.password
+        old_bucket = lab_clients(first.credentials_path).oss_bucket()
+        old_bucket.put_object(DEMO_PREFIX + "stray-object", b"not part of the demo")
+    with Lab(state_dir=state) as again:
+        assert again.demo.reused and again.demo.password == old_password
+        assert not lab_clients(again.credentials_path).oss_bucket().object_exists(DEMO_PREFIX + "stray-object")
+    victim = next(p for p in (state / "demo-cipher").iterdir() if not p.name.startswith("gocryptfs."))
+    with open(victim, "ab") as f:
+        f.write(b"\0")  # a damaged cipher file: the seed is redone with a new password
+    with Lab(state_dir=state) as lab:
+        assert not lab.demo.reused and lab.demo.password != old_password
+        clients = lab_clients(lab.credentials_path)
+        assert clients.kms_secret() == lab.demo.password
+        assert clients.kbs_model_key() == lab.demo.password.encode()
+        keys = download_prefix(clients.oss_bucket(), DEMO_PREFIX, tmp_path / "cipher")
+        assert len(keys) == len(demo_model_files()) + 2
+        cd = open_cipherdir(tmp_path / "cipher", lab.demo.password.encode())
+        assert {rel: s.read() for rel, s in cd.iter_files()} == demo_model_files()

@@ -150,6 +150,6 @@ def test_faults_given_at_start_are_on_after_seeding(tmp_path: Path, lab_clients:
 def test_unknown_fault_at_construction_names_the_known_ones(tmp_path: Path) -> None:
     from cai_tui.lab.faults import UnknownFault
 
-    with pytest.raises(UnknownFault, match="known faults: .*trustee-down"):
+    with pytest.raises(UnknownFault, match=r"known faults: .*trustee-down"):
         Lab(state_dir=tmp_path / "s", faults="trustee-down,bogus")
     assert not (tmp_path / "s").exists(), "nothing is created for a rejected fault list"

@@ -16,7 +16,7 @@ import pytest
 from cai_tui.lab.demo import DEMO_PREFIX
 from cai_tui.lab.faults import FAULTS
 from cai_tui.lab.orchestrator import CREDENTIAL_KEYS, READY_KEYS
-from cai_tui.recipe import load_recipe
+from cai_tui.recipe import CaiRecipe, load_recipe
 
 CONF = DEMO_PREFIX + "gocryptfs.conf"
 
@@ -107,7 +107,8 @@ def test_faults_and_protocol_version_at_start(lab_process_factory: Any, lab_clie
             clients.kbs_model_key(timeout=2)
         assert c.delete("/faults/trustee-down").status_code == 200
     assert clients.creds["protocol_version"] == "0.4.0"
-    assert load_recipe(info["recipe"]).recipe.answers.trustee.protocol_version == "0.4.0"
+    recipe = load_recipe(info["recipe"]).recipe
+    assert isinstance(recipe, CaiRecipe) and recipe.answers.trustee.protocol_version == "0.4.0"
     assert clients.kbs_model_key() == Path(clients.creds["model_password_file"]).read_bytes()
     with clients.kbs() as kbs:
         kbs.protocol_version = "0.1.0"

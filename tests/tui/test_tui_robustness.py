@@ -57,7 +57,11 @@ def odd_flows() -> dict[str, FlowStages]:
             "order": 2,
         }
     )
-    return {"cai": FlowStages("cai", [bare, long]), "kata-virtcca": FlowStages("kata-virtcca", [])}
+    return {
+        "cai": FlowStages("cai", [bare, long]),
+        "kata-virtcca": FlowStages("kata-virtcca", []),
+        "new-flow": FlowStages("new-flow", []),  # no title in i18n yet: shown by its id
+    }
 
 
 async def test_odd_specs_render_in_both_languages(tmp_path) -> None:
@@ -106,3 +110,7 @@ async def test_a_flow_without_stages_opens_empty() -> None:
         await pilot.press("n", "p")
         await pilot.pause()
         assert texts(screen.query_one("#stage-detail")) == ""
+        await pilot.press("escape", "down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, FlowScreen) and app.screen.flow == "new-flow"
+        assert app.screen.sub_title == "new-flow"

@@ -22,3 +22,15 @@ def test_reflow_chinese_needs_no_space() -> None:
 
 def test_command_lines_one_command_per_line() -> None:
     assert command_lines("a && b  &&  c") == "a\n  && b\n  && c"
+
+
+def test_every_binding_and_flow_has_both_languages(flows) -> None:
+    from cai_tui.tui.app import CaiTuiApp
+    from cai_tui.tui.i18n import STRINGS
+    from cai_tui.tui.screens import FlowScreen, StartScreen
+
+    ids = [b.id for cls in (CaiTuiApp, StartScreen, FlowScreen) for b in cls.BINDINGS if hasattr(b, "id") and b.id]
+    assert {"quit", "lang", "back", "next", "prev"} <= set(ids)
+    for key in [*ids, *(f"flow.{flow}" for flow in flows)]:
+        en, zh = STRINGS[key]
+        assert en and zh and en != zh, key

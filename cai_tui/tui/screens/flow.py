@@ -10,7 +10,7 @@ from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...stages.spec import StageSpec
-from ..i18n import t
+from ..i18n import flow_title, t
 from ..widgets.stage_detail import StageDetail
 from .base import LocalizedScreen
 
@@ -51,7 +51,7 @@ class FlowScreen(LocalizedScreen):
         return self.query_one("#stage-detail", StageDetail)
 
     def apply_lang(self, lang: str) -> None:
-        self.sub_title = t(f"flow.{self.flow}", lang)
+        self.sub_title = flow_title(self.flow, lang)
         self.stage_list.border_title = t("stages", lang)
         for stage in self.stages:
             self.stage_list.replace_option_prompt(stage.id, stage_prompt(stage, lang))
@@ -67,7 +67,9 @@ class FlowScreen(LocalizedScreen):
         elif loaded is None:
             note.update(Content.styled(t("recipe_none", lang), "$text-muted"))
         else:
-            note.update(t("recipe_loaded", lang, name=loaded.recipe.name, flow=loaded.recipe.flow, path=loaded.path))
+            note.update(
+                t("recipe_loaded", lang, name=loaded.recipe.name, flow=loaded.recipe.flow, path=loaded.path or "-")
+            )
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         self.detail.stage = self.stages[event.option_index]

@@ -7,7 +7,7 @@ from textual.content import Content
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..i18n import t
+from ..i18n import flow_title, t
 from .base import LocalizedScreen
 from .flow import FlowScreen
 
@@ -59,7 +59,7 @@ class StartScreen(LocalizedScreen):
         if state.loaded is None:
             return Content.styled(t("recipe_none", lang), "$text-muted")
         recipe = state.loaded.recipe
-        return Content(t("recipe_loaded", lang, name=recipe.name, flow=recipe.flow, path=state.loaded.path))
+        return Content(t("recipe_loaded", lang, name=recipe.name, flow=recipe.flow, path=state.loaded.path or "-"))
 
     def _flow_prompt(self, flow: str, lang: str) -> Content:
         stages = self.state.flows[flow].stages
@@ -73,7 +73,7 @@ class StartScreen(LocalizedScreen):
             flow=flow,
         )
         mine = t("your_recipe", lang) if flow == self.state.recipe_flow else ""
-        return Content.assemble((t(f"flow.{flow}", lang), "bold"), (mine, "$text-success"), "\n", (meta, "$text-muted"))
+        return Content.assemble((flow_title(flow, lang), "bold"), (mine, "$text-success"), "\n", (meta, "$text-muted"))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id is not None:
