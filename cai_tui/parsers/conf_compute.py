@@ -33,7 +33,9 @@ _KV = re.compile(r"^(?P<key>\S(?:.*?\S)?)\s*:\s*(?P<value>.*?)\s*$")
 def _unexpected(what: str, line_no: int, line: str, text: str) -> ParseError:
     failure = find_failure(text)
     if failure is not None:
-        return at_line(f"nvidia-smi conf-compute failed ({failure.code}: {failure.hint})", failure.line_no, failure.line)
+        return at_line(
+            f"nvidia-smi conf-compute failed ({failure.code}: {failure.hint})", failure.line_no, failure.line
+        )
     return at_line(what, line_no, line)
 
 
@@ -88,7 +90,10 @@ def parse_ready(text: str) -> bool:
         m = _READY.match(line)
         if not m:
             raise _unexpected(
-                "expected 'Confidential Compute GPUs Ready state: ready|not-ready' from conf-compute -grs", n, line, text
+                "expected 'Confidential Compute GPUs Ready state: ready|not-ready' from conf-compute -grs",
+                n,
+                line,
+                text,
             )
         ready = _ready_value(m["value"], n, line)
         result = ready if result is None else (result and ready)

@@ -8,8 +8,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from cai_tui.parsers.errors import ParseError, at_line, numbered
+from cai_tui.parsers.errors import ParseError, at_line, nothing_found, numbered
 
+_KNOWN_KEYS = frozenset(
+    {
+        "processor",
+        "flags",
+        "Features",
+        "model name",
+        "vendor_id",
+        "cpu family",
+        "CPU implementer",
+        "BogoMIPS",
+        "bogomips",
+    }
+)
 _KV = re.compile(r"^(?P<key>[^:\t]*?[^:\s])\s*:\s?(?P<value>.*)$")
 
 
@@ -48,6 +61,8 @@ def parse_cpuinfo(text: str) -> CpuInfo:
         fields.setdefault(m["key"].strip(), m["value"].strip())
     if not fields:
         raise ParseError("/proc/cpuinfo: the output is empty")
+    if not _KNOWN_KEYS.intersection(fields):
+        raise nothing_found("expected /proc/cpuinfo fields (processor, flags, model name, Features…)", text)
     flags = fields.get("flags", fields.get("Features", ""))
     return CpuInfo(
         flags=frozenset(flags.split()),

@@ -38,8 +38,7 @@ def at_line(what: str, line_no: int, line: str) -> ParseError:
 
 def numbered(text: str) -> Iterator[tuple[int, str]]:
     """(1-based line number, line without its line ending) for every line of ``text``."""
-    for n, line in enumerate(text.splitlines(), 1):
-        yield n, line
+    yield from enumerate(text.splitlines(), 1)
 
 
 def first_content_line(text: str) -> tuple[int, str] | None:

@@ -83,7 +83,7 @@ def parse_proc_modules(text: str) -> set[str]:
         parts = raw.split()
         if not parts or (n == 1 and parts[0] == "Module"):
             continue
-        if not re.fullmatch(r"\w+", parts[0]) or (len(parts) > 1 and not parts[1].isdigit()):
+        if not re.fullmatch(r"\w+", parts[0]) or (len(parts) > 1 and not re.fullmatch(r"[0-9]+", parts[1])):
             raise at_line("expected '<module> <size> …' from /proc/modules", n, raw)
         names.add(parts[0])
     return names

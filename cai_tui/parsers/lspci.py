@@ -89,7 +89,7 @@ def _split_names(names: str, vendor_id: int) -> tuple[str | None, str]:
     return names, ""
 
 
-def parse_lspci_nn_D(text: str) -> list[PciDevice]:  # noqa: N802 - named after the command's flags
+def parse_lspci_nn_D(text: str) -> list[PciDevice]:
     """Every line of ``lspci -nn -D`` (``-nn`` is required: the ``[cccc]`` and ``[vvvv:dddd]`` IDs are parsed)."""
     devices: list[PciDevice] = []
     for n, line in numbered(text):

@@ -53,7 +53,7 @@ _FAILURES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ),
     (
         "no_devices",
-        re.compile(r"^\s*No devices were found", re.I | re.M),
+        re.compile(r"^[ \t]*No devices were found", re.I | re.M),
         "the driver is loaded but no NVIDIA GPU is visible (not passed through, or bound to another driver)",
     ),
     (
@@ -127,8 +127,8 @@ def _bdf(bus_id: str, line_no: int, line: str) -> str:
 
 
 # --- -L ------------------------------------------------------------------------------------------------------------
-_LIST_GPU = re.compile(r"^GPU (?P<index>\d+): (?P<name>.*?) \(UUID: (?P<uuid>GPU-[^\s)]+)\)$")
-_LIST_MIG = re.compile(r"^\s+MIG (?P<profile>\S+)\s+Device\s+(?P<index>\d+): \(UUID: (?P<uuid>MIG-[^\s)]+)\)$")
+_LIST_GPU = re.compile(r"^GPU (?P<index>[0-9]{1,6}): (?P<name>.*?) \(UUID: (?P<uuid>GPU-[^\s)]+)\)$")
+_LIST_MIG = re.compile(r"^\s+MIG (?P<profile>\S+)\s+Device\s+(?P<index>[0-9]{1,6}): \(UUID: (?P<uuid>MIG-[^\s)]+)\)$")
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,7 @@ def parse_gpu_inventory(text: str) -> list[GpuInfo]:
     for row in _csv_rows(text, INVENTORY_FIELDS, header=False, strip_units=False):
         v = row.values
         index, name, bus_id, memory = v["index"], v["name"], v["pci.bus_id"], v["memory.total"]
-        if index is None or not index.isdigit():
+        if index is None or not re.fullmatch(r"[0-9]{1,6}", index):
             raise at_line("expected a GPU index as the first value", row.line_no, row.line)
         if not name:
             raise at_line("expected a GPU name as the second value", row.line_no, row.line)
@@ -275,7 +275,7 @@ def parse_gpu_inventory(text: str) -> list[GpuInfo]:
             raise at_line("expected a PCI bus ID as the third value", row.line_no, row.line)
         memory_mib: int | None = None
         if memory is not None:
-            if not memory.isdigit():
+            if not re.fullmatch(r"[0-9]{1,12}", memory):
                 raise at_line("expected memory.total in MiB without units (use nounits)", row.line_no, row.line)
             memory_mib = int(memory)
         gpus.append(
@@ -325,7 +325,7 @@ def parse_q(text: str) -> dict[str, Any]:
         raise _unexpected("", failure.line_no, failure.line, text)
     root: dict[str, Any] = {}
     stack: list[tuple[int, dict[str, Any]]] = [(-1, root)]
-    for _n, raw in numbered(text):
+    for n, raw in numbered(text):
         line = raw.expandtabs(4).rstrip()
         stripped = line.strip()
         if not stripped or _BANNER.match(stripped):
@@ -338,6 +338,9 @@ def parse_q(text: str) -> dict[str, Any]:
         if m:
             _put(parent, m["key"], m["value"] or "")
         else:
+            section = _GPU_SECTION.match(stripped)
+            if section and parent is root:
+                _bdf(section["bus"], n, raw)
             child: dict[str, Any] = {}
             _put(parent, stripped, child)
             stack.append((indent, child))
@@ -399,8 +402,15 @@ def _flatten(section: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def _mib(value: str | None) -> int | None:
-    m = re.fullmatch(r"(\d+)\s*MiB", value or "")
+    m = re.fullmatch(r"([0-9]{1,12})\s*MiB", value or "")
     return int(m.group(1)) if m else None
+
+
+def _section_bdf(bus_id: str) -> str:
+    try:
+        return parse_bdf(bus_id)
+    except ValueError:
+        raise ParseError(f"not a PCI bus ID in a GPU section name: {bus_id!r}") from None
 
 
 @dataclass(frozen=True)
@@ -412,7 +422,9 @@ class QGpu:
     vbios_version: str | None
     virtualization_mode: str | None
     memory_total_mib: int | None
-    cc: dict[str, str] = field(default_factory=dict)  # CC-related fields, flattened: "Conf Compute Protected Memory Usage.Total"
+    cc: dict[str, str] = field(
+        default_factory=dict
+    )  # CC-related fields, flattened: "Conf Compute Protected Memory Usage.Total"
 
 
 @dataclass(frozen=True)
@@ -433,7 +445,7 @@ def summarize_q(q: dict[str, Any]) -> QSummary:
         gpus.append(
             QGpu(
                 bus_id=bus_id,
-                bdf=parse_bdf(bus_id),
+                bdf=_section_bdf(bus_id),
                 product_name=_str(section.get("Product Name")),
                 uuid=_str(section.get("GPU UUID")),
                 vbios_version=_str(section.get("VBIOS Version")),
@@ -446,7 +458,7 @@ def summarize_q(q: dict[str, Any]) -> QSummary:
     return QSummary(
         driver_version=driver_version(q),
         cuda_version=cuda_version(q),
-        attached_gpus=int(attached) if attached and attached.isdigit() else None,
+        attached_gpus=int(attached) if attached and re.fullmatch(r"[0-9]{1,6}", attached) else None,
         gpus=gpus,
     )
 
@@ -456,10 +468,10 @@ _PLAIN_BANNER = re.compile(
     r"NVIDIA-SMI\s+(?P<smi>\S+)\s+Driver Version:\s*(?P<driver>\S+)(?:\s+CUDA Version:\s*(?P<cuda>\S+))?"
 )
 _PLAIN_GPU = re.compile(
-    rf"^\|\s*(?P<index>\d+)\s+(?P<name>.+?)\s+(?P<persistence>On|Off|TCC|WDDM|N/A)\s*"
+    rf"^\|\s*(?P<index>[0-9]{{1,6}})\s+(?P<name>.+?)\s+(?P<persistence>On|Off|TCC|WDDM|N/A)\s*"
     rf"\|\s*(?P<bus>{BUS_ID_RE})\s+(?P<disp>\S+)\s*\|\s*(?P<ecc>.*?)\s*\|$"
 )
-_PLAIN_MEMORY = re.compile(r"\|\s*(?P<used>\d+)MiB\s*/\s*(?P<total>\d+)MiB\s*\|")
+_PLAIN_MEMORY = re.compile(r"\|\s*(?P<used>[0-9]{1,12})MiB\s*/\s*(?P<total>[0-9]{1,12})MiB\s*\|")
 
 
 @dataclass(frozen=True)
@@ -536,7 +548,12 @@ class VersionInfo:
     cuda: str | None
 
 
-_VERSION_KEYS = {"nvidia-smi version": "nvidia_smi", "nvml version": "nvml", "driver version": "driver", "cuda version": "cuda"}
+_VERSION_KEYS = {
+    "nvidia-smi version": "nvidia_smi",
+    "nvml version": "nvml",
+    "driver version": "driver",
+    "cuda version": "cuda",
+}
 
 
 def parse_version_info(text: str) -> VersionInfo:
@@ -548,7 +565,9 @@ def parse_version_info(text: str) -> VersionInfo:
         key, sep, value = line.partition(":")
         attr = _VERSION_KEYS.get(key.strip().lower())
         if not sep or attr is None or not value.strip():
-            raise _unexpected("expected '<NVIDIA-SMI|NVML|DRIVER|CUDA> version : <x>' from nvidia-smi --version", n, line, text)
+            raise _unexpected(
+                "expected '<NVIDIA-SMI|NVML|DRIVER|CUDA> version : <x>' from nvidia-smi --version", n, line, text
+            )
         found[attr] = value.strip()
     if "driver" not in found and "nvidia_smi" not in found:
         raise _nothing("expected nvidia-smi --version output", text)

@@ -100,7 +100,7 @@ def parse_gpu_information(text: str) -> GpuInformation:
 
     def number(key: str) -> int | None:
         value = fields.get(key, "")
-        return int(value) if value.isdigit() else None
+        return int(value) if re.fullmatch(r"[0-9]{1,9}", value) else None
 
     location = fields.get("Bus Location") or None
     bdf: str | None = None

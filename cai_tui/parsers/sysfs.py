@@ -8,13 +8,15 @@ ending in the driver name), ``iommu_group`` (a link ending in the group number; 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cai_tui.parsers.errors import ParseError, quote
 from cai_tui.recipe.types import parse_bdf
 
 NVIDIA_VENDOR_ID = 0x10DE
+T = TypeVar("T")
 
 # PCI class names as lspci prints them (pci.ids "C" section), keyed by base class << 8 | subclass.
 _CLASS_NAMES: dict[int, str] = {
@@ -47,8 +49,8 @@ _CLASS_NAMES: dict[int, str] = {
     0x0800: "PIC",
     0x0806: "IOMMU",
     0x0880: "System peripheral",
-    0x0c03: "USB controller",
-    0x0c05: "SMBus",
+    0x0C03: "USB controller",
+    0x0C05: "SMBus",
     0x1080: "Encryption controller",
     0x1180: "Signal processing controller",
     0x1200: "Processing accelerators",
@@ -96,7 +98,7 @@ def group_from_link(link: str) -> int | None:
     tail = _link_tail(link, "iommu_group")
     if tail is None:
         return None
-    if not tail.isdigit():
+    if not re.fullmatch(r"[0-9]{1,9}", tail):
         raise ParseError(f"expected an iommu_group link ending in a number: {quote(link)}", line_no=1, line=link)
     return int(tail)
 
@@ -171,7 +173,7 @@ def device_from_values(bdf: str, values: Mapping[str, str]) -> PciSysfsDevice:
         if key not in values:
             raise ParseError(f"{norm}: sysfs value {key!r} is missing")
 
-    def named(key: str, parse):  # type: ignore[no-untyped-def]
+    def named(key: str, parse: Callable[[str], T]) -> T:
         try:
             return parse(values[key])
         except ParseError as e:
