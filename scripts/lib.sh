@@ -18,3 +18,12 @@ ensure_venv() {
         python3 -m venv .venv
     fi
 }
+
+start_dockerd() {  # the tests use the real Docker engine; start it when nothing answers on the socket
+    if docker info >/dev/null 2>&1; then return 0; fi
+    echo "starting dockerd" >&2
+    ( $SUDO dockerd >/tmp/cai-tui-dockerd.log 2>&1 & )
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && return 0; sleep 1; done
+    echo "dockerd did not start; see /tmp/cai-tui-dockerd.log" >&2
+    return 1
+}

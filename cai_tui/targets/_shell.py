@@ -73,7 +73,9 @@ class ShellFiles:
         code = _ERRNO.get(result.rc)
         if code is not None:
             raise OSError(code, os.strerror(code), path)
-        raise OSError(errno.EIO, f"{what} {path} on {self.target.name} failed (rc {result.rc}): {result.stderr.strip()}")
+        raise OSError(
+            errno.EIO, f"{what} {path} on {self.target.name} failed (rc {result.rc}): {result.stderr.strip()}"
+        )
 
     async def read_file(self, path: str, max_bytes: int) -> bytes:
         result = await self._sh(_READ, [path, str(max(0, max_bytes))])

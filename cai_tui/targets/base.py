@@ -3,6 +3,15 @@
 Implementations: local (asyncio subprocess), SSH (paramiko, host keys verified), in a container (docker exec,
 ``ctr task exec``), and sysroot (file reads re-rooted under a directory: a mounted guest rootfs or a capture).
 Every method is async and honours its timeout; output is streamed line by line to ``on_line`` when given.
+
+Semantics every implementation keeps (tests/targets hold them to it):
+* ``run``: ``on_line`` is called on the event loop's thread, in order; ``env`` adds to the target's environment;
+  a timeout kills the command (its process group where the target can) and returns rc 124 with what was read;
+  cancelling the awaiting task kills the command too; a command that is not there is rc 127.
+* ``read_file`` returns at most ``max_bytes`` (the first ones); a directory raises IsADirectoryError.
+* ``write_file`` writes a temporary file beside the path and renames it over (atomic where the target allows).
+* ``exists`` follows links (a dangling link does not exist); ``readlink`` gives the link's text, None for a
+  non-link, FileNotFoundError when absent; ``which`` gives an absolute path or None.
 """
 
 from __future__ import annotations
@@ -56,7 +65,9 @@ class Target(Protocol):
         env: dict[str, str] | None = None,
     ) -> CommandResult: ...
 
-    async def read_file(self, path: str, *, max_bytes: int = 4 * 1024 * 1024) -> bytes: ...  # FileNotFoundError when absent
+    async def read_file(
+        self, path: str, *, max_bytes: int = 4 * 1024 * 1024
+    ) -> bytes: ...  # FileNotFoundError when absent
 
     async def write_file(self, path: str, data: bytes, *, mode: int = 0o600) -> None: ...
 

@@ -108,7 +108,11 @@ class LocalTarget:
                 start_new_session=True,
             )
         except FileNotFoundError:
-            return result(127, "", f"{args[0]}: command not found (not on PATH of {self.name}: install it or give its full path)\n")
+            return result(
+                127,
+                "",
+                f"{args[0]}: command not found (not on PATH of {self.name}: install it or give its full path)\n",
+            )
         except PermissionError as e:
             return result(126, "", f"{args[0]}: cannot execute: {e.strerror}\n")
 

@@ -39,7 +39,10 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 CHUNK = 32 * 1024
 SFTP_TIMEOUT_S = 60.0
-DRAIN_S = 1.0  # after the exit status (or a kill), how long to wait for the rest of the output
+MAX_SESSIONS = 7  # sshd allows 10 sessions per connection (MaxSessions): 7 commands + SFTP + 2 kills
+MAX_KILLS = 2
+DRAIN_S = 1.0
+PID_WAIT_S = 3.0  # after the exit status (or a kill), how long to wait for the rest of the output
 _KEYSCAN_TYPE = {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa", "ssh-dss": "dsa"}
 
 
@@ -107,8 +110,9 @@ def resolve_settings(
                 raise TargetError(f"cannot read the SSH config {path}: {e}") from e
     identities = [os.path.expanduser(os.fspath(identity_file))] if identity_file is not None else []
     identities += [os.path.expanduser(p) for p in cfg.get("identityfile", [])]
+    extra: tuple[str, ...] = ()
     if known_hosts is not None:
-        kh, extra = os.path.expanduser(os.fspath(known_hosts)), ()
+        kh = os.path.expanduser(os.fspath(known_hosts))
     else:
         configured = str(cfg.get("userknownhostsfile", "")).split()
         kh = os.path.expanduser(configured[0] if configured else DEFAULT_KNOWN_HOSTS)
@@ -152,7 +156,10 @@ class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
         s = self.target.settings
         fp = fingerprint(key)
         if self.target.accept_new_host_key:
-            append_known_host(s.known_hosts, hostname, key)
+            try:
+                append_known_host(s.known_hosts, hostname, key)
+            except OSError as e:
+                raise TargetError(f"cannot add the host key of {hostname} to {s.known_hosts}: {e}") from None
             self.target._notice(f"added the {key.get_name()} host key {fp} of {hostname} to {s.known_hosts}")
             return
         raise HostKeyRefused(
@@ -202,6 +209,16 @@ class _PidFilter:
         else:
             self.splitter.feed(self._head)
 
+    @property
+    def waiting(self) -> bool:
+        return not self._done
+
+    def finish(self) -> None:
+        """No more output: whatever was held back (no marker came) is output after all."""
+        if not self._done:
+            self._done = True
+            self.splitter.feed(self._head)
+
 
 @dataclass
 class _Run:
@@ -248,6 +265,8 @@ class SshTarget:
         self._sftp: paramiko.SFTPClient | None = None
         self._connect_lock = threading.Lock()  # one connect at a time
         self._sftp_lock = threading.Lock()  # one SFTP request at a time (paramiko's client is not thread-safe)
+        self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
+        self._kills = threading.BoundedSemaphore(MAX_KILLS)
         self._shell = ShellFiles(self)
 
     @classmethod
@@ -297,7 +316,7 @@ class SshTarget:
                 username=s.user,
                 password=self.password,
                 passphrase=self.passphrase,
-                key_filename=list(s.identity_files) or None,
+                key_filename=list(s.identity_files) or None,  # type: ignore[arg-type]  # str or list, per its docs
                 allow_agent=self.use_agent,
                 look_for_keys=self.look_for_keys,
                 timeout=self.connect_timeout,
@@ -308,7 +327,7 @@ class SshTarget:
         except paramiko.BadHostKeyException as e:
             client.close()
             raise HostKeyRefused(_changed_key_message(s, e.key, e.expected_key)) from None
-        except HostKeyRefused:
+        except TargetError:  # HostKeyRefused, or known_hosts could not be written
             client.close()
             raise
         except paramiko.AuthenticationException as e:
@@ -360,6 +379,23 @@ class SshTarget:
         transport = client.get_transport()
         if transport is None:
             raise TargetError(f"{self.name}: the connection closed")
+        while True:
+            acquired = self._sessions.acquire(timeout=0.05)
+            if job.stop.is_set() or time.monotonic() >= started + job.timeout:  # never start what is already late
+                if acquired:
+                    self._sessions.release()
+                if job.stop.is_set():
+                    return CommandResult(job.argv, 130, "", "", time.monotonic() - started, self.name)
+                note = f"cai-tui: timed out after {job.timeout:g}s waiting for one of {MAX_SESSIONS} SSH sessions\n"
+                return CommandResult(job.argv, 124, "", note, time.monotonic() - started, self.name)
+            if acquired:
+                break
+        try:
+            return self._run_session(job, transport, started)
+        finally:
+            self._sessions.release()
+
+    def _run_session(self, job: _Run, transport: paramiko.Transport, started: float) -> CommandResult:
         marker = f"__cai_pid_{secrets.token_hex(6)}__"
         env_prefix = ("env " + " ".join(shlex.quote(f"{k}={v}") for k, v in job.env.items()) + " ") if job.env else ""
         command = f"echo {marker}$$; exec {env_prefix}{shlex.join(job.argv)}"
@@ -381,12 +417,17 @@ class SshTarget:
             while True:
                 if job.stop.is_set() or time.monotonic() >= deadline:
                     timed_out = not job.stop.is_set()
+                    self._await_pid(chan, pid_filter, err)
                     self._kill_remote(transport, pid_filter.pid)
                     self._drain(chan, pid_filter, err, time.monotonic() + DRAIN_S)
                     break
+                sent = False
                 if to_send and chan.send_ready():
-                    n = chan.send(to_send[:CHUNK].tobytes())
-                    to_send = to_send[n:]
+                    try:
+                        n = chan.send(to_send[:CHUNK].tobytes())
+                    except OSError:  # the command closed its input; its exit status says whether that mattered
+                        n, to_send = 0, memoryview(b"")
+                    to_send, sent = to_send[n:], n > 0
                     if not to_send:
                         chan.shutdown_write()
                 got = self._read_ready(chan, pid_filter, err)
@@ -396,14 +437,15 @@ class SshTarget:
                         break
                     if time.monotonic() - exited_at > DRAIN_S:  # a background child holds the output open
                         break
-                if not got:
-                    select.select([chan], [], [], 0.05)
+                elif chan.closed or not transport.is_active():  # connection lost: no status will come
+                    self._read_ready(chan, pid_filter, err)
+                    break
+                if not got and not sent:
+                    select.select([chan], [], [], 0.005 if to_send else 0.05)  # a window adjust wakes nothing
             rc = 124 if timed_out else (chan.recv_exit_status() if chan.exit_status_ready() else -1)
         finally:
             chan.close()
-        if pid_filter.pid is None and not pid_filter._done:
-            pid_filter._done = True
-            out.feed(pid_filter._head)
+        pid_filter.finish()
         out.close()
         err.close()
         err_text = err.text
@@ -431,6 +473,13 @@ class SshTarget:
             got = True
         return got
 
+    def _await_pid(self, chan: paramiko.Channel, out: _PidFilter, err: LineSplitter) -> None:
+        """The wrapper prints the pid first thing; a command stopped early must not be left running for want of it."""
+        until = time.monotonic() + PID_WAIT_S
+        while out.waiting and not chan.exit_status_ready() and time.monotonic() < until:
+            if not self._read_ready(chan, out, err):
+                select.select([chan], [], [], 0.02)
+
     def _drain(self, chan: paramiko.Channel, out: _PidFilter, err: LineSplitter, until: float) -> None:
         while time.monotonic() < until:
             got = self._read_ready(chan, out, err)
@@ -442,6 +491,9 @@ class SshTarget:
     def _kill_remote(self, transport: paramiko.Transport, pid: int | None) -> None:
         """SIGKILL the command's process group (sshd makes each session's command a session leader)."""
         if pid is None:
+            return
+        if not self._kills.acquire(timeout=5):
+            log.warning("%s: no free SSH session to kill process group %s", self.name, pid)
             return
         try:
             chan = transport.open_session(timeout=5)
@@ -455,6 +507,8 @@ class SshTarget:
                 chan.close()
         except (paramiko.SSHException, OSError, EOFError) as e:
             log.warning("%s: could not kill process group %s: %s", self.name, pid, e)
+        finally:
+            self._kills.release()
 
     # -- files (SFTP) ---------------------------------------------------------------------------------------------
 
@@ -548,4 +602,3 @@ class SshTarget:
 
     def __repr__(self) -> str:
         return f"SshTarget({self.name!r})"
-
