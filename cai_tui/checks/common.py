@@ -126,18 +126,6 @@ def net_timeout(ctx: CheckContext, share: float = 0.8, floor: float = 0.5) -> fl
     return max(floor, float(ctx.timeout) * share)
 
 
-@dataclass
-class Clock:
-    t0: float
-
-    @classmethod
-    def start(cls) -> Clock:
-        return cls(time.monotonic())
-
-    def ms(self) -> int:
-        return int((time.monotonic() - self.t0) * 1000)
-
-
 # --------------------------------------------------------------------------------------------- network probes
 
 
@@ -149,14 +137,6 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 async def resolve(host: str, port: int, timeout: float) -> list[str]:
@@ -203,16 +183,15 @@ def describe_os_error(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------- targets
 
 
-def target_for(ctx: CheckContext, role: str) -> Target | None:
-    return ctx.target(role)
-
-
 async def expand_path(target: Target, path: str) -> str:
     """``~`` expanded as the target sees it (this process's home for the local target, ``$HOME`` elsewhere)."""
     if not path.startswith("~"):
         return path
-    if target.name == LOCAL or target.name.startswith("sysroot:"):
+    if target.name == LOCAL:
         return os.path.expanduser(path)
+    if target.name.startswith("sysroot:"):  # a guest tree: its root user's home, as the guest would see it
+        rest = path[1:].lstrip("/")
+        return posixpath.join("/root", rest) if rest else "/root"
     res = await target.run(["sh", "-c", 'printf %s "$HOME"'], timeout=10)
     home = res.stdout.strip() if res.ok else ""
     if not home:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -89,7 +88,13 @@ OSS_FIXES: dict[str, tuple[str, str]] = {
     ),
 }
 CREDENTIAL_CODES = frozenset(
-    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "SecurityTokenExpired", "InvalidSecurityToken", "RequestTimeTooSkewed"}
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "SecurityTokenExpired",
+        "InvalidSecurityToken",
+        "RequestTimeTooSkewed",
+    }
 )
 
 
@@ -207,7 +212,7 @@ def make_bucket(ctx: CheckContext, answers: CaiAnswers, endpoint: str, bucket: s
         auth = oss2.AnonymousAuth()
     session = oss2.Session()
     session.session.trust_env = not is_loopback_host(host_port(endpoint)[0])
-    return oss2.Bucket(auth, endpoint, bucket, session=session, connect_timeout=max(1, round(timeout)))
+    return oss2.Bucket(auth, endpoint, bucket, session=session, connect_timeout=max(0.5, timeout))
 
 
 def make_service(ctx: CheckContext, answers: CaiAnswers, endpoint: str, timeout: float) -> oss2.Service:
@@ -222,7 +227,7 @@ def make_service(ctx: CheckContext, answers: CaiAnswers, endpoint: str, timeout:
     )
     session = oss2.Session()
     session.session.trust_env = not is_loopback_host(host_port(endpoint)[0])
-    return oss2.Service(auth, endpoint, session=session, connect_timeout=max(1, round(timeout)))
+    return oss2.Service(auth, endpoint, session=session, connect_timeout=max(0.5, timeout))
 
 
 @dataclass
@@ -260,14 +265,14 @@ def classify(exc: BaseException) -> OssFailure:
     return OssFailure("network", None, f"{type(exc).__name__}: {exc}")
 
 
-def failure_result(
-    ctx: CheckContext, failure: OssFailure, evidence: list[Evidence], source: str, what: str
-) -> Result:
+def failure_result(ctx: CheckContext, failure: OssFailure, evidence: list[Evidence], source: str, what: str) -> Result:
     evidence.append(ev(ctx, failure.observed, source))
     if failure.network:
         stalled = "timed out" in failure.observed.lower() or "read" in failure.observed.lower()
         why = "the answer stalled or timed out" if stalled else "no connection"
-        return make(ctx, "fail", f"{what}: {why} ({failure.observed[:200]})", evidence, ("oss-unreachable", FIX_UNREACHABLE))
+        return make(
+            ctx, "fail", f"{what}: {why} ({failure.observed[:200]})", evidence, ("oss-unreachable", FIX_UNREACHABLE)
+        )
     faq, text = OSS_FIXES.get(
         failure.code,
         ("oss-access-denied", f"OSS refused the request with {failure.code}; see the error message in the evidence."),
@@ -346,7 +351,11 @@ async def oss_endpoint(ctx: CheckContext) -> Result:
             effective_endpoint=plan.endpoint,
         )
     return make(
-        ctx, "pass", f"{host}:{port} accepts connections ({secs * 1000:.0f} ms)", evidence, effective_endpoint=plan.endpoint
+        ctx,
+        "pass",
+        f"{host}:{port} accepts connections ({secs * 1000:.0f} ms)",
+        evidence,
+        effective_endpoint=plan.endpoint,
     )
 
 
@@ -402,7 +411,9 @@ async def oss_credentials(ctx: CheckContext) -> Result:
         return failure_result(ctx, listed, evidence, source2, f"OSS rejected the {kind}")
     evidence.append(ev(ctx, listed.observed, source2))
     if listed.code == "AccessDenied":
-        return make(ctx, "pass", f"OSS authenticated the {kind} (ListBuckets is denied to it, as for most RAM users)", evidence)
+        return make(
+            ctx, "pass", f"OSS authenticated the {kind} (ListBuckets is denied to it, as for most RAM users)", evidence
+        )
     return make(
         ctx,
         "unknown",
@@ -431,14 +442,20 @@ async def oss_bucket(ctx: CheckContext) -> Result:
     listed = await call(bucket.list_objects, prefix=prefix, max_keys=1)
     if isinstance(listed, OssFailure):
         return failure_result(ctx, listed, evidence, source, f"cannot list bucket {bucket_name}")
-    evidence.append(ev(ctx, f"HTTP 200 ListBucketResult ({len(listed.object_list)} object(s) on the first page)", source))
+    evidence.append(
+        ev(ctx, f"HTTP 200 ListBucketResult ({len(listed.object_list)} object(s) on the first page)", source)
+    )
     info_source = f"GetBucketInfo {bucket_name} @ {endpoint}"
     info = await call(bucket.get_bucket_info)
     if isinstance(info, OssFailure):
         evidence.append(ev(ctx, info.observed, info_source))
-        return make(ctx, "pass", f"bucket {bucket_name} exists and can be listed (GetBucketInfo: {info.code})", evidence)
+        return make(
+            ctx, "pass", f"bucket {bucket_name} exists and can be listed (GetBucketInfo: {info.code})", evidence
+        )
     loc = str(info.location or "")
-    evidence.append(ev(ctx, f"Location={loc} StorageClass={info.storage_class} Created={info.creation_date}", info_source))
+    evidence.append(
+        ev(ctx, f"Location={loc} StorageClass={info.storage_class} Created={info.creation_date}", info_source)
+    )
     region = loc[4:] if loc.startswith("oss-") else loc
     if region and region != answers.oss.region:
         return make(
@@ -453,7 +470,9 @@ async def oss_bucket(ctx: CheckContext) -> Result:
             ),
             region=region,
         )
-    return make(ctx, "pass", f"bucket {bucket_name} exists in {region or '?'} and can be listed", evidence, region=region)
+    return make(
+        ctx, "pass", f"bucket {bucket_name} exists in {region or '?'} and can be listed", evidence, region=region
+    )
 
 
 # --------------------------------------------------------------------------------------------- oss.model_prefix
@@ -545,9 +564,13 @@ async def oss_model_prefix(ctx: CheckContext) -> Result:
     if isinstance(level, OssFailure):
         return failure_result(ctx, level, evidence, src, f"cannot list {where}")
     shown = sorted(level.files)[:8] + level.dirs[:4]
-    evidence.append(ev(ctx, f"{len(level.files)} object(s), {len(level.dirs)} folder(s): {', '.join(shown) or '(empty)'}", src))
+    evidence.append(
+        ev(ctx, f"{len(level.files)} object(s), {len(level.dirs)} folder(s): {', '.join(shown) or '(empty)'}", src)
+    )
     has_conf, has_diriv = CONF in level.files, DIRIV in level.files
-    fix_path = "Point MODEL_OSS_BUCKET_PATH (oss.bucket_path) at the folder that holds gocryptfs.conf and gocryptfs.diriv"
+    fix_path = (
+        "Point MODEL_OSS_BUCKET_PATH (oss.bucket_path) at the folder that holds gocryptfs.conf and gocryptfs.diriv"
+    )
 
     if method == "sam":
         if has_conf:
@@ -556,20 +579,39 @@ async def oss_model_prefix(ctx: CheckContext) -> Result:
                 "fail",
                 f"{where} holds a gocryptfs cipherdir but MODEL_ENCRYPTION_METHOD is sam",
                 evidence,
-                ("model-not-gocryptfs", "Set model.encryption_method (MODEL_ENCRYPTION_METHOD) to gocryptfs, or upload the Sam package."),
+                (
+                    "model-not-gocryptfs",
+                    "Set model.encryption_method (MODEL_ENCRYPTION_METHOD) to gocryptfs, or upload the Sam package.",
+                ),
             )
         if not level.files and not level.dirs:
-            return make(ctx, "fail", f"nothing is uploaded at {where}", evidence, ("model-not-gocryptfs", "Upload the Sam package there (CAI-1.7)."))
+            return make(
+                ctx,
+                "fail",
+                f"nothing is uploaded at {where}",
+                evidence,
+                ("model-not-gocryptfs", "Upload the Sam package there (CAI-1.7)."),
+            )
         if not level.files:
             return make(
                 ctx,
                 "fail",
                 f"{where} holds only folders ({', '.join(level.dirs[:4])}): the Sam package is probably one level down",
                 evidence,
-                ("model-not-gocryptfs", "Point MODEL_OSS_BUCKET_PATH at the Sam output folder (./<key ID>/ of do_content_packager.sh)."),
+                (
+                    "model-not-gocryptfs",
+                    "Point MODEL_OSS_BUCKET_PATH at the Sam output folder (./<key ID>/ of do_content_packager.sh).",
+                ),
             )
-        count, size = await call(total_size, bucket, prefix) if False else (len(level.files), sum(level.files.values()))
-        return make(ctx, "pass", f"{where} holds {count} object(s) ({human_bytes(size)}): a Sam package (not a gocryptfs cipherdir)", evidence, objects=count, size=size)
+        count, size = len(level.files), sum(level.files.values())
+        return make(
+            ctx,
+            "pass",
+            f"{where} holds {count} object(s) ({human_bytes(size)}): a Sam package (not a gocryptfs cipherdir)",
+            evidence,
+            objects=count,
+            size=size,
+        )
 
     if not has_conf:
         around = await call(find_conf_around, bucket, prefix, level)
@@ -603,13 +645,18 @@ async def oss_model_prefix(ctx: CheckContext) -> Result:
         elif has_diriv:
             why = f"{where} has gocryptfs.diriv but no gocryptfs.conf (an incomplete upload or a sub-folder of a cipherdir)"
         else:
-            why = f"{where} has no gocryptfs.conf: not a gocryptfs cipherdir (a Sam package? then set the method to sam)"
+            why = (
+                f"{where} has no gocryptfs.conf: not a gocryptfs cipherdir (a Sam package? then set the method to sam)"
+            )
         return make(
             ctx,
             "fail",
             why,
             evidence,
-            ("model-not-gocryptfs", f"{fix_path}, or set MODEL_ENCRYPTION_METHOD to match how the model was encrypted; upload the whole cipher/ directory (CAI-1.7)."),
+            (
+                "model-not-gocryptfs",
+                f"{fix_path}, or set MODEL_ENCRYPTION_METHOD to match how the model was encrypted; upload the whole cipher/ directory (CAI-1.7).",
+            ),
         )
 
     conf_src = f"GetObject {bucket_name}/{prefix}{CONF} @ {endpoint}"
@@ -620,7 +667,13 @@ async def oss_model_prefix(ctx: CheckContext) -> Result:
         config = GocryptfsConfig.from_json(raw, source=f"{where}{CONF}")
     except GocryptfsError as exc:
         evidence.append(ev(ctx, str(exc), conf_src))
-        return make(ctx, "fail", f"{where}{CONF} is not a usable gocryptfs config: {exc}", evidence, ("model-not-gocryptfs", "Re-upload gocryptfs.conf from the cipher directory (gocryptfs v2.4.0 defaults)."))
+        return make(
+            ctx,
+            "fail",
+            f"{where}{CONF} is not a usable gocryptfs config: {exc}",
+            evidence,
+            ("model-not-gocryptfs", "Re-upload gocryptfs.conf from the cipher directory (gocryptfs v2.4.0 defaults)."),
+        )
     evidence.append(
         ev(
             ctx,
@@ -631,7 +684,7 @@ async def oss_model_prefix(ctx: CheckContext) -> Result:
     )
     totals = await call(total_size, bucket, prefix)
     count, size = (len(level.files), sum(level.files.values())) if isinstance(totals, OssFailure) else totals
-    data = {"objects": count, "size": size, "feature_flags": list(config.feature_flags)}
+    data: dict[str, Any] = {"objects": count, "size": size, "feature_flags": list(config.feature_flags)}
     if not has_diriv:
         return make(
             ctx,
@@ -647,10 +700,15 @@ async def oss_model_prefix(ctx: CheckContext) -> Result:
             "warn",
             f"{where} is a gocryptfs cipherdir but not in the default format ({','.join(config.feature_flags)})",
             evidence,
-            ("model-not-gocryptfs", "The CAI stack supports gocryptfs v2.4.0 with default parameters: re-encrypt with `gocryptfs -init` defaults."),
+            (
+                "model-not-gocryptfs",
+                "The CAI stack supports gocryptfs v2.4.0 with default parameters: re-encrypt with `gocryptfs -init` defaults.",
+            ),
             **data,
         )
-    return make(ctx, "pass", f"{where} is a gocryptfs cipherdir: {count} object(s), {human_bytes(size)}", evidence, **data)
+    return make(
+        ctx, "pass", f"{where} is a gocryptfs cipherdir: {count} object(s), {human_bytes(size)}", evidence, **data
+    )
 
 
 # --------------------------------------------------------------------------------------------- oss.bucket_policy
@@ -668,6 +726,12 @@ def _glob(pattern: str, value: str) -> bool:
     import fnmatch
 
     return fnmatch.fnmatchcase(value, pattern)
+
+
+def _covers_objects(resource: str, bucket: str) -> bool:
+    """Whether ``acs:oss:<region>:<uid>:<bucket>/<key pattern>`` covers the objects of ``bucket``."""
+    parts = resource.split(":", 4)
+    return len(parts) == 5 and parts[0] == "acs" and parts[1] == "oss" and _glob(parts[4], f"{bucket}/any-object")
 
 
 _NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "NotIpAddress"}
@@ -714,8 +778,7 @@ def evaluate_policy(doc: dict[str, Any], ip: str, bucket: str) -> PolicyVerdict:
         actions = _values(st.get("Action"))
         if not any(_glob(a.lower(), "oss:getobject") for a in actions):
             continue
-        resources = _values(st.get("Resource"))
-        if resources and not any(_glob(r, f"acs:oss:*:*:{bucket}/x") or r.endswith(f":{bucket}/*") for r in resources):
+        if not any(_covers_objects(r, bucket) for r in _values(st.get("Resource"))):
             continue
         conds = st.get("Condition") if isinstance(st.get("Condition"), dict) else {}
         keys: set[str] = set()
@@ -789,14 +852,23 @@ async def oss_bucket_policy(ctx: CheckContext) -> Result:
             return failure_result(ctx, got_policy, evidence, source, "cannot read the bucket policy")
         evidence.append(ev(ctx, got_policy.observed, source))
         if got_policy.code == "NoSuchBucketPolicy":
-            return make(ctx, "fail", f"bucket {bucket_name} has no bucket policy: nothing grants {ip}", evidence, ("oss-access-denied", fix_text))
+            return make(
+                ctx,
+                "fail",
+                f"bucket {bucket_name} has no bucket policy: nothing grants {ip}",
+                evidence,
+                ("oss-access-denied", fix_text),
+            )
         return make(
             ctx,
             "warn",
             f"cannot read the bucket policy with these credentials ({got_policy.code}); check it in the OSS console",
             evidence,
-            ("oss-access-denied", "Read the policy in the console (Bucket → Permission Control → Bucket Policy), or run "
-             "this check with the bucket owner's AccessKey. " + fix_text),
+            (
+                "oss-access-denied",
+                "Read the policy in the console (Bucket → Permission Control → Bucket Policy), or run "
+                "this check with the bucket owner's AccessKey. " + fix_text,
+            ),
         )
     text = str(got_policy.policy)
     evidence.append(ev(ctx, " ".join(text.split())[:600], source))
@@ -805,20 +877,35 @@ async def oss_bucket_policy(ctx: CheckContext) -> Result:
         if not isinstance(doc, dict):
             raise ValueError("not an object")
     except ValueError as exc:
-        return make(ctx, "unknown", f"the bucket policy is not a JSON object ({exc})", evidence, ("oss-access-denied", fix_text))
+        return make(
+            ctx, "unknown", f"the bucket policy is not a JSON object ({exc})", evidence, ("oss-access-denied", fix_text)
+        )
     verdict = evaluate_policy(doc, ip, bucket_name)
-    data = {"allowing": verdict.allowing, "denying": verdict.denying}
+    data: dict[str, Any] = {"allowing": verdict.allowing, "denying": verdict.denying}
     if verdict.denying:
-        return make(ctx, "fail", f"statement(s) {verdict.denying} of the bucket policy deny GetObject from {ip}", evidence, ("oss-access-denied", fix_text), **data)
+        return make(
+            ctx,
+            "fail",
+            f"statement(s) {verdict.denying} of the bucket policy deny GetObject from {ip}",
+            evidence,
+            ("oss-access-denied", fix_text),
+            **data,
+        )
     if verdict.allowing:
-        return make(ctx, "pass", f"statement(s) {verdict.allowing} allow GetObject from {ip} (acs:SourceIp with the acs:SourceVpc rule)", evidence, **data)
+        return make(
+            ctx,
+            "pass",
+            f"statement(s) {verdict.allowing} allow GetObject from {ip} (acs:SourceIp with the acs:SourceVpc rule)",
+            evidence,
+            **data,
+        )
     if verdict.ip_without_vpc:
         return make(
             ctx,
             "fail",
             f"statement(s) {verdict.ip_without_vpc} use acs:SourceIp without acs:SourceVpc",
             evidence,
-            ("oss-access-denied", "Add `\"StringNotLike\": {\"acs:SourceVpc\": \"vpc-*\"}` to the statement. " + fix_text),
+            ("oss-access-denied", 'Add `"StringNotLike": {"acs:SourceVpc": "vpc-*"}` to the statement. ' + fix_text),
             **data,
         )
     why = (
@@ -827,6 +914,3 @@ async def oss_bucket_policy(ctx: CheckContext) -> Result:
         else f"no Allow statement with acs:SourceIp covers {ip}"
     )
     return make(ctx, "fail", why, evidence, ("oss-access-denied", fix_text), **data)
-
-
-__all__ = ["socket"]

@@ -8,7 +8,12 @@ from collections.abc import Callable
 from .base import CheckFn, CheckSpec
 
 # Modules holding checks; each registers on import. Listed explicitly so a missing module is an error, not silence.
-CHECK_MODULES: tuple[str, ...] = ()
+CHECK_MODULES: tuple[str, ...] = (
+    "cai_tui.checks.trustee",
+    "cai_tui.checks.oss",
+    "cai_tui.checks.kms",
+    "cai_tui.checks.model",
+)
 
 _CHECKS: dict[str, CheckSpec] = {}
 _loaded = False

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from .. import __version__
+from .doctor_cmd import doctor_command
 from .lab_cmd import lab_app
 from .recipe_cmd import recipe_app
 from .stages_cmd import stages_command
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.add_typer(recipe_app, name="recipe")
 app.add_typer(lab_app, name="lab")
 app.command("stages")(stages_command)
+app.command("doctor")(doctor_command)
 
 
 def _version(value: bool) -> None:
