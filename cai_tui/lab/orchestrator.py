@@ -90,6 +90,20 @@ READY_KEYS = ("event", "state_dir", "trustee_url", "oss_endpoint", "kms_endpoint
 _ALNUM = string.ascii_letters + string.digits
 
 
+DEMO_BUCKET_POLICY = {
+    "Version": "1",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": ["*"],
+            "Action": ["oss:GetObject", "oss:ListObjects", "oss:GetBucketInfo"],
+            "Resource": ["acs:oss:*:1234567890:lab-models", "acs:oss:*:1234567890:lab-models/*"],
+            "Condition": {"IpAddress": {"acs:SourceIp": ["127.0.0.1/32"]}, "StringNotLike": {"acs:SourceVpc": "vpc-*"}},
+        }
+    ],
+}
+
+
 class LabError(RuntimeError):
     """The lab cannot start; the message says why and what to do."""
 
@@ -391,6 +405,8 @@ class Lab:
             uploaded += 1
         for key in sorted(set(existing) - {k for k, _ in wanted}):
             bucket.delete_object(key)
+        # CAI-4.1 as the seed does it: the bucket policy grants the "instance" (here: loopback) read access.
+        bucket.put_bucket_policy(json.dumps(DEMO_BUCKET_POLICY))
         return uploaded
 
     def _write_credentials(self, keys: LabKeys, demo: DemoSeed) -> None:

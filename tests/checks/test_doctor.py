@@ -48,8 +48,9 @@ def test_healthy_lab_exits_0_with_the_json_document(policy_lab: Any, tmp_path: P
         c = checks[cid]
         if cid == "kms.client_key_files":  # the lab recipe names no ClientKey files
             assert c["status"] == "skip"
-        elif cid == "model.mounted":  # nothing mounts the model in the lab
-            assert c["status"] == "skip" and "CAI stack has not run yet" in c["summary"]
+        elif cid in ("model.mounted", "disk.capacity"):  # the lab recipe names no instance to look inside
+            assert c["status"] == "skip" and "no target given" in c["summary"], c
+            continue
         else:
             assert c["status"] == "pass", c
         assert c["target"] == "local"
