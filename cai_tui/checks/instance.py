@@ -157,6 +157,15 @@ async def _run(target: Target, argv: Sequence[str], timeout: float) -> CommandRe
     return await target.run(list(argv), timeout=timeout)
 
 
+async def _try_run(target: Target, argv: Sequence[str], timeout: float) -> CommandResult | None:
+    """A fallback command: None where the target cannot run commands (a mounted rootfs) or did not capture it."""
+    try:
+        res = await _run(target, argv, timeout)
+    except TargetError:
+        return None
+    return None if is_not_captured(res) else res
+
+
 async def run_first(target: Target, argvs: Sequence[Sequence[str]], timeout: float) -> CommandResult:
     """The first of ``argvs`` that the target answers; later ones only matter on a capture that lacks the earlier."""
     res: CommandResult | None = None
@@ -182,8 +191,8 @@ async def read_fact(target: Target, path: str, argv: Sequence[str], timeout: flo
         pass
     except OSError:
         return None, path
-    res = await _run(target, argv, timeout)
-    return (res.stdout if res.ok and res.stdout.strip() else None), _cmd(argv)
+    res = await _try_run(target, argv, timeout)
+    return (res.stdout if res is not None and res.ok and res.stdout.strip() else None), _cmd(argv)
 
 
 @dataclass
@@ -290,19 +299,16 @@ async def _sysfs_device(target: Target, base: str, bdf: str) -> PciSysfsDevice |
 
 async def sysfs_nvidia_gpus(target: Target, timeout: float) -> tuple[list[PciSysfsDevice] | None, str]:
     """NVIDIA display-class devices from sysfs: ``(devices, source)``, ``(None, why)`` when sysfs cannot be read."""
+    entries: list[str] | None = None
     try:
         entries = await target.listdir(SYSFS_PCI)
-    except FileNotFoundError:
-        entries = None
-    except TargetError:
-        res = await _run(target, SYSFS_PCI_CMD, timeout)
-        if is_not_captured(res) or res.rc == 127:
-            return None, f"{_cmd(SYSFS_PCI_CMD)}: {res.stderr.strip() or res.stdout.strip()}"
+    except (TargetError, FileNotFoundError):  # no files here: the recorded command may have the listing
+        res = await _try_run(target, SYSFS_PCI_CMD, timeout)
+        if res is None or res.rc == 127:
+            return None, f"{SYSFS_PCI}: not readable on this target, and `{_cmd(SYSFS_PCI_CMD)}` not available"
         return [d for d in parse_sysfs_pci_listing(res.stdout) if d.is_nvidia and d.is_gpu], _cmd(SYSFS_PCI_CMD)
     except OSError as e:
         return None, f"{SYSFS_PCI}: {e.strerror or e}"
-    if entries is None:
-        return None, f"{SYSFS_PCI}: absent"
     found: list[PciSysfsDevice] = []
     for bdf in entries:
         base = f"{SYSFS_PCI}/{bdf}"
@@ -374,8 +380,8 @@ async def tdx_facts(target: Target, timeout: float) -> TdxFacts:
         facts.devices.clear()
         facts.evidence.clear()
         facts.tsm = None
-        res = await _run(target, TDX_CMD, timeout)
-        if not is_not_captured(res):
+        res = await _try_run(target, TDX_CMD, timeout)
+        if res is not None:
             _ls_facts(_output(res), facts)
     text, source = await read_fact(target, CPUINFO, CPUINFO_CMD, timeout)
     if text is not None:
@@ -404,7 +410,7 @@ async def host_tdx_guest(ctx: CheckContext) -> Result:
     evidence = [ev(ctx, observed, source, target.name) for observed, source in facts.evidence]
     present = [p for p, ok in facts.devices.items() if ok]
     interface = present + ([TSM_REPORT] if facts.tsm else [])
-    data = {"devices": facts.devices, "tsm_report": facts.tsm, "cpu_flag_tdx_guest": facts.cpu_flag}
+    data: dict[str, Any] = {"devices": facts.devices, "tsm_report": facts.tsm, "cpu_flag_tdx_guest": facts.cpu_flag}
     looked = f"{' / '.join(TDX_DEVICES)}, {TSM_REPORT}, the cpuinfo flag tdx_guest"
     if interface:
         flag = {True: "; cpuinfo flag tdx_guest", False: "; cpuinfo lacks the tdx_guest flag", None: ""}[facts.cpu_flag]
@@ -481,7 +487,7 @@ async def gpu_present(ctx: CheckContext) -> Result:
             f"{len(devices)} NVIDIA GPU(s) on the PCI bus ({listed}) but nvidia-smi does not list them "
             f"({why or answer.why}): the NVIDIA driver/tools are missing or broken",
             evidence,
-            ("nvml-init-failed" if faq != FIX_GPU_MISSING[0] else faq, fix_text),
+            ("nvml-init-failed", fix_text),
             gpus=[
                 {"index": None, "name": f"NVIDIA 0x{d.device_id:04x}", "bdf": d.bdf, "driver": d.driver}
                 for d in devices
@@ -489,7 +495,9 @@ async def gpu_present(ctx: CheckContext) -> Result:
             via="sysfs",
         )
     if devices is not None:
-        evidence.append(ev(ctx, "no NVIDIA display-class device (vendor 0x10de, class 0x03xxxx)", sys_source, target.name))
+        evidence.append(
+            ev(ctx, "no NVIDIA display-class device (vendor 0x10de, class 0x03xxxx)", sys_source, target.name)
+        )
         return make(
             ctx,
             "fail",
@@ -620,7 +628,9 @@ async def gpu_cc_mode(ctx: CheckContext) -> Result:
         if code == "no_cc_capable":
             return make(ctx, "fail", f"no CC-capable GPU here: {f_answer.why}", evidence, FIX_CC_OFF)
         if code is not None and code != "no_cc_capable":
-            return make(ctx, "fail", f"nvidia-smi conf-compute fails: {f_answer.why}", evidence, _nvml_fix(f_answer.failure))
+            return make(
+                ctx, "fail", f"nvidia-smi conf-compute fails: {f_answer.why}", evidence, _nvml_fix(f_answer.failure)
+            )
         return make(
             ctx,
             "fail" if not is_not_captured(f_answer.res) else "unknown",
@@ -677,7 +687,7 @@ async def gpu_cc_mode(ctx: CheckContext) -> Result:
     off = [i for i, s in per_gpu.items() if s == "OFF"]
     unread = [i for i, s in per_gpu.items() if s is None]
     data: dict[str, Any] = {
-        "summary": summary.value,
+        "summary_status": summary.value,
         "per_gpu": {str(i): s for i, s in per_gpu.items()},
         "protected_pcie": bool(query and query.protected_pcie),
         "cc_state": query.cc_state if query else None,
@@ -791,9 +801,21 @@ def _docker_part(text: str) -> str:
         out.append(line)
     lines = out
     # the compose command's own failure follows a docker version that worked ("'compose' is not a docker command")
-    while lines and ("compose" in lines[-1].lower() and ("not a docker command" in lines[-1] or "unknown" in lines[-1])):
+    while lines and (
+        "compose" in lines[-1].lower() and ("not a docker command" in lines[-1] or "unknown" in lines[-1])
+    ):
         lines.pop()
     return "\n".join(lines)
+
+
+def _parse_docker(text: str, res: CommandResult) -> DockerVersion:
+    """stdout and stderr together (the daemon error is on stderr); stdout alone when stderr holds other chatter."""
+    try:
+        return parse_docker_version(text)
+    except ParseError:
+        if res.stderr.strip() and res.stdout.strip() and text != res.stdout:
+            return parse_docker_version(res.stdout)
+        raise
 
 
 @check(
@@ -812,9 +834,11 @@ async def docker_version(ctx: CheckContext) -> Result:
     if tuple(res.argv) == DOCKER_CAPTURE:
         text = _docker_part(text)
     if is_not_captured(res):
-        return make(ctx, "unknown", f"Docker was not captured: {res.stderr.strip()}", [ev(ctx, res.stderr, source, target.name)])
+        return make(
+            ctx, "unknown", f"Docker was not captured: {res.stderr.strip()}", [ev(ctx, res.stderr, source, target.name)]
+        )
     try:
-        version: DockerVersion = parse_docker_version(text)
+        version: DockerVersion = _parse_docker(text, res)
     except ParseError as e:
         observed = e.line.strip() if e.line else _last_line(text)
         evidence = [ev(ctx, observed, source, target.name)]
@@ -835,7 +859,7 @@ async def docker_version(ctx: CheckContext) -> Result:
     evidence = []
     if version.client_version:
         evidence.append(ev(ctx, f"Client Version: {version.client_version}", source, target.name))
-    data = {
+    data: dict[str, Any] = {
         "client_version": version.client_version,
         "server_version": version.server_version,
         "server_api_version": version.server_api_version,
@@ -904,7 +928,7 @@ async def docker_compose(ctx: CheckContext) -> Result:
             compose = parse_compose_version(line)
         except ParseError as e:
             return make(ctx, "unknown", f"unexpected `{source}` output: {e}", evidence)
-        data = {"version": compose.version, "v1": compose.v1, "plugin": True}
+        data: dict[str, Any] = {"version": compose.version, "v1": compose.v1, "plugin": True}
         if compose.supports_include:
             return make(ctx, "pass", f"Docker Compose {compose.version} (`include:` supported)", evidence, **data)
         return make(
@@ -1034,8 +1058,10 @@ def docker_url_for(target: Target) -> tuple[str | None, str | None]:
 def _inspect_stack(url: str | None, timeout: float) -> list[ContainerFacts]:
     import docker
 
-    client = docker.DockerClient(base_url=url, timeout=int(max(1, timeout))) if url else docker.from_env(
-        timeout=int(max(1, timeout))
+    client = (
+        docker.DockerClient(base_url=url, timeout=int(max(1, timeout)))
+        if url
+        else docker.from_env(timeout=int(max(1, timeout)))
     )
     try:
         found: list[ContainerFacts] = []
@@ -1097,7 +1123,10 @@ async def cai_containers(ctx: CheckContext) -> Result:
             "unknown",
             f"cannot ask {engine}: {text}",
             [ev(ctx, text, f"docker ps ({engine})", target.name)],
-            (FIX_DOCKER, "Check that the Docker daemon runs on the instance (docker.version) and that this user may use it."),
+            (
+                FIX_DOCKER,
+                "Check that the Docker daemon runs on the instance (docker.version) and that this user may use it.",
+            ),
         )
     source = f"docker ps -a --filter label={SERVICE_LABEL} ({engine})"
     if not found:
@@ -1114,10 +1143,10 @@ async def cai_containers(ctx: CheckContext) -> Result:
             services={},
         )
     project = _pick_project(found)
-    mine = [f for f in found if f.project == project]
+    mine = sorted((f for f in found if f.project == project), key=lambda f: (CAI_SERVICES.index(f.service), f.name))
     evidence: list[Evidence] = []
     services: dict[str, list[dict[str, Any]]] = {}
-    for f in sorted(mine, key=lambda f: (CAI_SERVICES.index(f.service), f.name)):
+    for f in mine:
         services.setdefault(f.service, []).append(
             {"name": f.name, "status": f.status, "health": f.health, "exit_code": f.exit_code}
         )
@@ -1132,7 +1161,7 @@ async def cai_containers(ctx: CheckContext) -> Result:
     missing = [s for s in CAI_SERVICES if s not in services]
     bad = [f for f in mine if f.bad]
     starting = [f for f in mine if not f.bad and f.health == "starting"]
-    data = {"project": project, "services": services, "missing": missing}
+    data: dict[str, Any] = {"project": project, "services": services, "missing": missing}
     if bad or missing:
         parts = [f"{f.service} {f.state}" for f in bad] + [f"{s} not created" for s in missing]
         hints = " ".join(SERVICE_HINTS[s] for s in dict.fromkeys([f.service for f in bad] + missing))

@@ -13,6 +13,9 @@ CHECK_MODULES: tuple[str, ...] = (
     "cai_tui.checks.oss",
     "cai_tui.checks.kms",
     "cai_tui.checks.model",
+    "cai_tui.checks.kata",
+    "cai_tui.checks.instance",
+    "cai_tui.checks.service",
 )
 
 _CHECKS: dict[str, CheckSpec] = {}

@@ -180,12 +180,12 @@ def _build_targets(
     if target is not None:
         targets[role] = local if target.strip() == "local" else target_from_uri(target)
     if sysroot is not None:
-        from ..targets.sysroot import SysrootTarget
+        from ..targets.capture import target_for_sysroot
 
         if not sysroot.is_dir():
             raise ValueError(f"--sysroot {sysroot}: not a directory")
         inner = targets.get(role) if target is not None else None
-        targets[role] = SysrootTarget(sysroot, inner=inner)
+        targets[role] = target_for_sysroot(sysroot, inner=inner)
     return targets
 
 

@@ -9,6 +9,7 @@ import typer
 from .. import __version__
 from .doctor_cmd import doctor_command
 from .lab_cmd import lab_app
+from .model_cmd import model_app
 from .recipe_cmd import recipe_app
 from .stages_cmd import stages_command
 
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(recipe_app, name="recipe")
 app.add_typer(lab_app, name="lab")
+app.add_typer(model_app, name="model")
 app.command("stages")(stages_command)
 app.command("doctor")(doctor_command)
 

@@ -179,6 +179,8 @@ def test_method_sam_against_a_gocryptfs_prefix(lab: Any, tmp_path: Path) -> None
 
 def test_bucket_policy_missing_or_for_another_ip(lab: Any, lab_clients: Any, tmp_path: Path) -> None:
     recipe = lab_recipe(lab, tmp_path)
+    expect(run(recipe, ["oss.bucket_policy"]), "oss.bucket_policy", "pass")  # the lab seeds the CAI-4.1 policy
+    lab_clients(lab.credentials_path).oss_bucket().delete_bucket_policy()
     out = run(recipe, ["oss.bucket_policy"])
     res = expect(out, "oss.bucket_policy", "fail", "oss-access-denied")
     assert "no bucket policy" in res.summary
