@@ -7,7 +7,7 @@ Check ids that no registered check has are listed in ``unknown_checks``, not fat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -30,6 +30,7 @@ class KnowledgeBase:
     entries: tuple[FaqEntry, ...]
     origin: dict[str, str] = field(default_factory=dict)  # id -> "file:line"
     unknown_checks: tuple[str, ...] = ()  # check ids named here that no registered check has (yet)
+    _by_id: dict[str, FaqEntry] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_id", {e.id: e for e in self.entries})
@@ -41,14 +42,14 @@ class KnowledgeBase:
         return iter(self.entries)
 
     def __contains__(self, faq_id: object) -> bool:
-        return faq_id in self._by_id  # type: ignore[attr-defined]
+        return faq_id in self._by_id
 
     def ids(self) -> list[str]:
-        return sorted(self._by_id)  # type: ignore[attr-defined]
+        return sorted(self._by_id)
 
     def get(self, faq_id: str) -> FaqEntry:
         try:
-            return self._by_id[faq_id]  # type: ignore[attr-defined,no-any-return]
+            return self._by_id[faq_id]
         except KeyError:
             raise KeyError(f"no FAQ entry {faq_id!r}") from None
 
@@ -110,16 +111,14 @@ def load_file(path: Path) -> tuple[list[tuple[FaqEntry, int | None]], list[Probl
     for i, raw in enumerate(raw_entries):
         label = _entry_label(raw, i)
         line = mapping_line(doc, ["entries", i])
+
+        def line_of(loc: Sequence[str | int], i: int = i) -> int | None:
+            return mapping_line(doc, ["entries", i, *loc])
+
         try:
             entry = FaqEntry.model_validate(raw)
         except ValidationError as e:
-            for p in problems_from_validation(
-                e,
-                FaqEntry,
-                file=name,
-                line_of=lambda loc, i=i: mapping_line(doc, ["entries", i, *loc]),  # type: ignore[misc]
-                strip_tag=False,
-            ):
+            for p in problems_from_validation(e, FaqEntry, file=name, line_of=line_of, strip_tag=False):
                 fld = f"{label}.{p.field}" if p.field else label
                 problems.append(Problem(p.file, p.line, fld, p.message))
             continue

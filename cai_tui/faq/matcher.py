@@ -35,6 +35,7 @@ CHECK_SCORE = 2.5
 CHECK_MAX = 2
 SERVICE_BOOST = 1.3
 STRONG_WEIGHT = 0.8
+CRASH_LOOP_RESTARTS = 3  # a crash-looping container is often caught "running" between restarts
 
 MAX_LINES = 2000  # the newest lines are matched (~0.1 ms each); a long log's head rarely says why it failed now
 MAX_LINE_CHARS = 4000
@@ -163,7 +164,6 @@ class _Hit:
     evidence: list[tuple[float, Evidence]] = field(default_factory=list)  # (rank, evidence)
     log: bool = False
     check: bool = False
-    state: bool = False
 
 
 def _state_applies(p: Pattern, entry: FaqEntry, service: str | None) -> bool:
@@ -181,7 +181,7 @@ def _state_of(obs: Observation) -> set[str]:
         out.add("unhealthy")
     if obs.state in ("exited", "dead"):
         out.add("exited")
-    if obs.state == "restarting":
+    if obs.state == "restarting" or obs.restart_count >= CRASH_LOOP_RESTARTS:
         out.add("restarting")
     return out
 
@@ -243,7 +243,6 @@ def _score_entry(
             shown = f"health: {obs.health}" if p.health == "unhealthy" else f"state: {obs.state}"
             hit.evidence.append((HEALTH_SCORE, Evidence(shown, where)))
     hit.check = check_hits > 0
-    hit.state = state_part > 0
     direct = log_part + CHECK_SCORE * check_hits
     if direct == 0 and state_part == 0:
         return None

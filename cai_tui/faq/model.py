@@ -9,7 +9,7 @@ a load error and the matcher never compiles anything.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -17,9 +17,10 @@ ID_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 CHECK_ID_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 STEP_ID_RE = re.compile(r"^(CAI|KATA)-(\d+(\.\d+)?|F\d+)$")
 CJK_RE = re.compile(r"[\u4e00-\u9fff]")
-# YAML's folded scalars join lines with a space; Chinese puts none between its characters and punctuation.
+# YAML's folded scalars join lines with a space; the seed's Chinese has none next to its characters and
+# punctuation, also not before or after Latin words ("cai.env中配置的MODEL_KEY_ID"); list numbers keep theirs.
 _CJK = "\u3000-\u303f\u4e00-\u9fff\uff00-\uffef"
-FOLD_SPACE_RE = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
+FOLD_SPACE_RE = re.compile(rf"(?<=[{_CJK}])[ \t\n]+|(?<!\d\.)[ \t\n]+(?=[{_CJK}])")  # keeps "1. 检查"
 
 # Where a log or a state comes from: the CAI stack's compose services, the vLLM service, the client-side TNG,
 # the Trustee pods (server logs), docker compose's own output, and the kata-virtcca host / guest / CNI.
@@ -38,7 +39,7 @@ Service = Literal[
     "guest",
     "cni",
 ]
-SERVICES: tuple[str, ...] = Service.__args__  # type: ignore[attr-defined]
+SERVICES: tuple[str, ...] = get_args(Service)
 HealthState = Literal["unhealthy", "exited", "restarting"]
 CheckStatus = Literal["fail", "warn", "unknown"]
 PatternKind = Literal["log", "exit_code", "health", "check"]
@@ -174,7 +175,7 @@ class AppliesTo(_Strict):
 
 
 class Source(_Strict):
-    kind: Literal["seed", "upstream"]
+    kind: Literal["seed", "upstream", "cai-tui"]  # cai-tui: about the tool's own inputs (recipes, references)
     ref: str = Field(min_length=3, description='"seed 000 FAQ", or a repository path / issue URL')
 
 

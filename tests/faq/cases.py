@@ -7,6 +7,11 @@ from __future__ import annotations
 
 # id -> lines (each a whole log line as a user would see it)
 EXAMPLES: dict[str, list[str]] = {
+    "recipe-secret-unavailable": [
+        "answers.oss.access_key_secret: environment variable OSS_ACCESS_KEY_SECRET is not set (export it, or change the reference)",
+        "answers.model.password: secret file /root/cachefs-password does not exist (create it, or change the reference)",
+        "answers.oss.session_token: the recipe says `prompt` but there is no terminal to ask on; use env:NAME or file:PATH",
+    ],
     # seed FAQ: only the generic wrapper messages (the specific causes live in the area files)
     "cai-oss-failed": [
         "[2025-03-01T08:00:01Z ERROR confidential_data_hub] Error when mounting Aliyun OSS: I/O error",

@@ -108,8 +108,9 @@ def test_seed_entries_follow_the_seed_faq(kb):
 
 def test_chinese_text_has_no_folding_spaces(kb):
     """YAML folding puts a space where a line breaks; between Chinese characters it must go."""
-    assert Bilingual(en="a b", zh="第一行\n第二行，  继续 CAI-4.1 配置").zh == "第一行第二行，继续 CAI-4.1 配置"
-    between = re.compile(r"[\u4e00-\u9fff，。：；（）]\s+[\u4e00-\u9fff，。：；（）]")
+    folded = Bilingual(en="a b", zh="1. 第一行\n第二行，  继续 CAI-4.1 配置 `ls -l /dev/vfio`。 2. 再试").zh
+    assert folded == "1. 第一行第二行，继续CAI-4.1配置`ls -l /dev/vfio`。2. 再试"
+    between = re.compile(r"[\u4e00-\u9fff，。：；（）]\s|(?<!\d\.)\s[\u4e00-\u9fff，。：；（）]")
     spaced = [(e.id, m.group()) for e in kb for t in (e.title, e.cause, e.fix) for m in between.finditer(t.zh)]
     assert spaced == []
 

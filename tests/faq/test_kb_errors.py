@@ -104,7 +104,7 @@ def test_pattern_kinds_services_and_ids_are_checked(tmp_path):
     assert f"{path}:7: Bad_Id.patterns[2].check: check ids are dotted" in joined
     assert f"{path}:8: Bad_Id.patterns[3]: service: goes with exit_code: or health: only" in joined
     assert f"{path}:9: Bad_Id.applies_to.services[0]: " in joined and "'osss'" in joined
-    assert f"{path}:12: Bad_Id.source.kind: " in joined and "'seed' or 'upstream'" in joined
+    assert f"{path}:12: Bad_Id.source.kind: " in joined and "'seed', 'upstream' or 'cai-tui'" in joined
 
 
 def test_state_pattern_needs_a_service(tmp_path):

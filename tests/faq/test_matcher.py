@@ -210,10 +210,18 @@ def test_state_alone_is_low_and_the_lines_are_still_shown():
     assert_honest(findings)
 
 
+def test_a_crash_loop_counts_as_restarting():
+    obs = Observation(container="cai-docker-tng-1", state="running", restart_count=5)
+    assert [f.faq_id for f in match(obs, KB)] == ["cai-tng-failed", "unknown"]
+    obs = Observation(container="cai-docker-tng-1", state="running", restart_count=1)
+    assert [f.faq_id for f in match(obs, KB)] == ["unknown"]
+
+
 def test_exit_code_alone_points_at_the_right_entry_but_stays_low():
     findings = match(Observation(container="cai-docker-cachefs-1", state="exited", exit_code=12), KB)
     assert findings[0].faq_id == "model-password-wrong" and findings[0].confidence == "low"
     assert findings[0].evidence[0].line == "state: exited, exit code 12"
+    assert not findings[0].has_direct_evidence
     assert findings[1].faq_id == "cai-cachefs-failed"
     assert findings[-1].faq_id == "unknown"
     assert findings[-1].evidence[0].line == "state: exited, exit code 12"  # no log lines: the state is shown
@@ -226,6 +234,8 @@ def test_a_check_outranks_the_bare_state():
     )
     findings = match(obs, KB)
     assert findings[0].faq_id == "model-password-wrong" and findings[0].confidence == "medium"
+    assert findings[0].has_direct_evidence and findings[0].primary == findings[0].evidence[0]
+    assert findings[0].evidence[0].source == "check kms.secret_matches"
     assert findings[1].faq_id == "cai-cachefs-failed" and findings[1].confidence == "low"
     assert all(f.faq_id != "unknown" for f in findings)
 
@@ -353,3 +363,16 @@ def test_lines_from_text_splits_docker_timestamps():
         (None, "no stamp here"),
         ("2025-03-01T08:00:01+08:00", "tz line"),
     ]
+
+
+def test_the_newest_line_is_the_evidence_among_equal_patterns():
+    lines = [
+        ("t1", "<Code>AccessDenied</Code>"),
+        ("t2", "INFO retrying"),
+        ("t3", "You have no right to access this object because of bucket acl."),
+        ("t4", "INFO giving up"),
+    ]
+    top = match(Observation(service="oss", log_lines=lines), KB)[0]
+    assert top.faq_id == "oss-access-denied"
+    assert (top.evidence[0].time, top.evidence[0].line) == ("t3", lines[2][1])
+    assert top.score == pytest.approx((10 + 0.5) * 1.3)  # best pattern, one more distinct pattern, service boost
