@@ -54,7 +54,9 @@ def main() -> None:
         print(f"{name:<48} {value:9.3f} {value / base:14.1f}")
     help_s = results["cai-tui --help"]
     heavy = results["import textual+pydantic+oss2+docker+paramiko"]
-    print(f"--help costs {help_s / heavy:.2f} of importing the heavy libraries; goal: --help < 0.5 s -> {'met' if help_s < 0.5 else 'NOT met'}")
+    print(
+        f"--help costs {help_s / heavy:.2f} of importing the heavy libraries; goal: --help < 0.5 s -> {'met' if help_s < 0.5 else 'NOT met'}"
+    )
     print(json.dumps({"bench": "cli_help", "median_s": results, "help_over_heavy": help_s / heavy}))
 
 

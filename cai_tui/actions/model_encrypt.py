@@ -124,14 +124,20 @@ class _Hasher:
     def __init__(self, src: str, progress: Progress | None) -> None:
         self.manifest: dict[str, Any] | None = None
         self.error: BaseException | None = None
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(src, progress), daemon=True, name="cai-manifest")
         self._thread.start()
 
     def _run(self, src: str, progress: Progress | None) -> None:
         try:
-            self.manifest = build_manifest(src, progress=progress)
+            self.manifest = build_manifest(src, progress=progress, stop=self._stop)
         except BaseException as exc:
             self.error = exc
+
+    def cancel(self) -> None:
+        """Stop hashing (on a failure or Ctrl-C) so that the process can exit at once."""
+        self._stop.set()
+        self._thread.join()
 
     def result(self) -> dict[str, Any]:
         self._thread.join()
@@ -181,6 +187,7 @@ def encrypt_native(
     try:
         writer = CipherdirWriter(dst, config, master_key, workers=workers or os.cpu_count() or 1, progress=progress)
     except OSError as exc:
+        hasher.cancel()
         raise _failure(exc, dst, "creating the cipherdir") from exc
     try:
         with writer:
@@ -201,6 +208,7 @@ def encrypt_native(
             writer.add_fileobj(io.BytesIO(blob), MANIFEST_NAME, mode=0o444)
             stats = writer.finish()  # writes gocryptfs.conf last
     except BaseException as exc:
+        hasher.cancel()
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise _failure(exc, dst, "encrypting") from exc
@@ -441,6 +449,7 @@ def _fill_mounted(
     started = time.monotonic()
     mnt = os.path.abspath(mountpoint) if mountpoint else tempfile.mkdtemp(prefix="cai-tui-plain-")
     ok = False
+    hasher: _Hasher | None = None
     try:
         write_marker(dst, "fuse", src)
         with _interrupts_as_keyboard():
@@ -465,6 +474,8 @@ def _fill_mounted(
             raise ActionError(f"{mnt} could not be unmounted; run `{gb.fusermount} -u {mnt}`", 1)
     except BaseException as exc:
         ok = False
+        if hasher is not None:
+            hasher.cancel()
         with contextlib.suppress(OSError):
             os.replace(os.path.join(dst, CONF_NAME), os.path.join(dst, INCOMPLETE_CONF))
         if isinstance(exc, KeyboardInterrupt):

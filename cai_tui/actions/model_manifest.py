@@ -78,10 +78,19 @@ class _Counter:
             self._progress(done, rel)
 
 
+class Cancelled(Exception):
+    """:func:`build_manifest` was stopped through its ``stop`` event."""
+
+
 def build_manifest(
-    root: str | os.PathLike[str], *, threads: int = 2, progress: Progress | None = None
+    root: str | os.PathLike[str],
+    *,
+    threads: int = 2,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """Hash every regular file below ``root`` (the manifest itself excluded); symlinks are recorded by target."""
+    """Hash every regular file below ``root`` (the manifest itself excluded); symlinks are recorded by target.
+    Setting ``stop`` makes it raise :class:`Cancelled` within one 1-MiB chunk."""
     from .. import __version__
 
     src = os.fspath(root)
@@ -98,8 +107,14 @@ def build_manifest(
 
     def one(item: tuple[str, str]) -> tuple[str, dict[str, Any]]:
         rel, full = item
+
+        def on_bytes(n: int) -> None:
+            if stop is not None and stop.is_set():
+                raise Cancelled(rel)
+            counter.add(n, rel)
+
         with open(full, "rb", buffering=0) as f:
-            size, digest = _hash_stream(f, lambda n: counter.add(n, rel))
+            size, digest = _hash_stream(f, on_bytes)
         return rel, {"size": size, "sha256": digest}
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # hashlib releases the GIL on large updates
@@ -210,6 +225,8 @@ def verify_plain(root: str | os.PathLike[str], *, progress: Progress | None = No
         with open(path, "rb") as f:
             manifest = parse_manifest(f.read(), top)
     except FileNotFoundError:
+        if os.path.exists(os.path.join(top, "gocryptfs.conf")):
+            raise ActionError(f"{top} is a cipherdir: verify it without --plain, with --password-file") from None
         raise ActionError(
             f"{top} has no {MANIFEST_NAME}: it was not encrypted by cai-tui, or this is not the model's root "
             "(with the seed's `cp -r`, the model sits one folder down)",
@@ -250,8 +267,11 @@ def _open_cipherdir(cipher_dir: str, password: bytes) -> Any:
             "(or that file was altered)"
         ) from None
     except NotACipherdir as exc:
+        hint = ""
+        if os.path.exists(os.path.join(cipher_dir, MANIFEST_NAME)):
+            hint = f"; it holds a plaintext {MANIFEST_NAME}: to check a decrypted model use --plain"
         raise ActionError(
-            f"{cipher_dir}: gocryptfs.conf is missing or corrupt ({exc}); not a usable cipherdir"
+            f"{cipher_dir}: gocryptfs.conf is missing or corrupt ({exc}); not a usable cipherdir{hint}"
         ) from None
     except UnsupportedConfig as exc:
         raise ActionError(f"{cipher_dir}: unsupported gocryptfs.conf ({exc})") from None

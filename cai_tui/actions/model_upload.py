@@ -14,8 +14,9 @@
 
 **Nothing half-done looks done.** The first object written is the marker ``PREFIX.cai-upload-incomplete``
 (:data:`MARKER_NAME`, a small JSON note); it is deleted only after the verification passed. Anything that lists the
-prefix (the ``oss.model_prefix`` check, ``ossutil ls``, a person) can tell an unfinished upload by it. With
-encryption, ``gocryptfs.conf`` is also uploaded last, so the prefix is not a cipherdir until every file is there.
+prefix (the ``oss.model_prefix`` check, ``ossutil ls``, a person) can tell an unfinished upload by it. A top-level
+``gocryptfs.conf`` (encrypting on the way, or uploading a cipherdir) is also uploaded last, so the prefix is not a
+cipherdir until every other object is there.
 
 **Encrypt and upload** (``password=…``): the plaintext is encrypted with the native gocryptfs engine
 (:mod:`cai_tui.gocryptfs`) straight into the request bodies — small files whole in memory, large ones one part at a
@@ -30,14 +31,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,13 +247,16 @@ class Journal:
 
     def append(self, rec: dict[str, Any]) -> None:
         with self._lock:
+            if self._fh is None:  # a request that ended after its run had stopped: nothing to record any more
+                return
             self._write(rec)
             self._apply(rec)
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
 
 
 # ------------------------------------------------------------------------------------------------ objects
@@ -559,7 +564,7 @@ class _Run:
         progress.emit("")
         self._put_marker(report)
         try:
-            conf = [o for o in todo if o.key.endswith("gocryptfs.conf") and o.data is not None and self.encrypt]
+            conf = [o for o in todo if o.key == self.prefix + "gocryptfs.conf"]  # a cipherdir only when complete
             rest = [o for o in todo if o not in conf]
             small = [o for o in rest if o.size < self.opt.part_size]
             big = [o for o in rest if o.size >= self.opt.part_size]
@@ -589,6 +594,7 @@ class _Run:
         if self.opt.verify:
             report.problems = self._verify(progress)
             report.extras = self._extras()
+            progress.emit("verified" if report.ok else "verification failed")
             if report.ok:
                 with oss_errors(f"deleting the marker {self.marker_key}", self.bucket):
                     self.bucket.delete_object(self.marker_key)
@@ -648,27 +654,25 @@ class _Run:
             )
 
     def _parallel(self, objs: list[_Obj], progress: _Progress) -> None:
-        if not objs:
-            return
-        pool = ThreadPoolExecutor(max_workers=self.opt.threads, thread_name_prefix="cai-upload")
-        futures: list[Future[None]] = []
-        try:
-            futures = [pool.submit(self._upload_small, o, progress) for o in objs]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for fut in done:
-                exc = fut.exception()
-                if exc is not None:
-                    raise exc
-        finally:
-            self._cancel_pool(pool, futures)
+        self._run_all([functools.partial(self._upload_small, o, progress) for o in objs], "cai-upload")
 
-    def _cancel_pool(self, pool: ThreadPoolExecutor, futures: Iterable[Future[Any]]) -> None:
-        futures = list(futures)
-        if any(not f.done() for f in futures):
-            self._cancel.set()  # stopping early: queued work returns at once
-        for fut in futures:
-            fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+    def _run_all(self, calls: list[Callable[[], None]], name: str) -> None:
+        """Run ``calls`` on ``threads`` threads; the first failure (or Ctrl-C) is raised at once, without waiting for
+        requests still in flight (they end with their own timeout; queued calls are dropped)."""
+        if not calls:
+            return
+        pool = ThreadPoolExecutor(max_workers=self.opt.threads, thread_name_prefix=name)
+        try:
+            futures = [pool.submit(call) for call in calls]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in futures:
+                if fut.done() and fut.exception() is not None:
+                    raise fut.exception()  # type: ignore[misc]
+        except BaseException:
+            self._cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
     def _record_done(self, obj: _Obj, crc: int, server_crc: int | None) -> None:
         if server_crc is not None and server_crc != crc:
@@ -777,7 +781,9 @@ class _Run:
         rec = state.mpu.get(obj.key)
         upload_id = ""
         have: dict[int, tuple[str, int, int]] = {}
-        if rec is not None and rec.get("src_size") == src.size and rec.get("src_mtime_ns") == src.mtime_ns:
+        if rec is not None and (rec.get("src_size") != src.size or rec.get("src_mtime_ns") != src.mtime_ns):
+            self._abort_quietly(obj.key, str(rec["upload_id"]))  # the file changed: its old parts are of no use
+        elif rec is not None:
             listed = self._list_parts(obj.key, str(rec["upload_id"]))
             if listed is not None:
                 upload_id = str(rec["upload_id"])
@@ -807,13 +813,16 @@ class _Run:
         done_bytes = sum(v[1] for v in have.values())
         lock = threading.Lock()
         progress.advance(obj.key, done_bytes, obj.label)
-        fd = os.open(src.path, os.O_RDONLY)
 
         def one(n: int, first: int, end: int) -> None:
             nonlocal done_bytes
             if self._cancel.is_set():
                 return
-            body = _encrypt_blocks(fd, self._content, file_id, first, end, src.size, BLOCK_SIZE)
+            fd = os.open(src.path, os.O_RDONLY)  # one per part: nothing shared with threads left running on failure
+            try:
+                body = _encrypt_blocks(fd, self._content, file_id, first, end, src.size, BLOCK_SIZE)
+            finally:
+                os.close(fd)
             crc = crc64_of(body)
             with oss_errors(f"uploading part {n} of {obj.label}", self.bucket):
                 result = self.bucket.upload_part(obj.key, upload_id, n, body)
@@ -840,21 +849,8 @@ class _Run:
                 now = done_bytes
             progress.advance(obj.key, now, obj.label)
 
-        try:
-            todo = [p for p in parts if p[0] not in have]
-            pool = ThreadPoolExecutor(max_workers=self.opt.threads, thread_name_prefix="cai-upload-part")
-            futures: list[Future[None]] = []
-            try:
-                futures = [pool.submit(one, *p) for p in todo]
-                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                for fut in finished:
-                    exc = fut.exception()
-                    if exc is not None:
-                        raise exc
-            finally:
-                self._cancel_pool(pool, futures)
-        finally:
-            os.close(fd)
+        todo = [p for p in parts if p[0] not in have]
+        self._run_all([functools.partial(one, *p) for p in todo], "cai-upload-part")
         if _mtime_ns(src.path) != src.mtime_ns:
             raise UploadInputError(f"{src.path} changed while it was uploaded; run the command again")
         crc_all = Crc64()
@@ -868,6 +864,15 @@ class _Run:
             )
         self._record_done(obj, int(crc), result.crc)
         progress.finish(obj, uploaded=True)
+
+    def _abort_quietly(self, key: str, upload_id: str) -> None:
+        """Drop an unfinished multipart upload (its parts cost storage until aborted); failures are not fatal."""
+        import oss2
+
+        try:
+            self.bucket.abort_multipart_upload(key, upload_id)
+        except oss2.exceptions.OssError:
+            pass
 
     def _list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]] | None:
         """{part number: (etag, size)} of an open multipart upload; None when it no longer exists."""
@@ -987,6 +992,8 @@ def upload_tree(
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     tree = scan_tree(src_dir)
+    if opt.password is None:
+        _refuse_unfinished_cipherdir(tree)
     root = opt.state_root or state_root()
     state_dir = root / run_id(bucket.bucket_name, prefix, tree.root)
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -996,6 +1003,22 @@ def upload_tree(
             return run.run()
         finally:
             run.journal.close()
+
+
+def _refuse_unfinished_cipherdir(tree: LocalTree) -> None:
+    """An interrupted ``cai-tui model encrypt`` output (its marker, or directory IVs without gocryptfs.conf) is not a
+    model: uploading it would put an unusable cipherdir in OSS."""
+    top = {f.rel for f in tree.files if "/" not in f.rel}
+    if "CAI-INCOMPLETE" in top:
+        raise UploadInputError(
+            f"{tree.root} is an unfinished encryption (CAI-INCOMPLETE marker): delete it and run "
+            "`cai-tui model encrypt` again, or upload the plaintext with --encrypt"
+        )
+    if "gocryptfs.diriv" in top and "gocryptfs.conf" not in top:
+        raise UploadInputError(
+            f"{tree.root} has gocryptfs.diriv but no gocryptfs.conf: an incomplete cipherdir (or a sub-folder of "
+            "one); upload the whole cipher directory"
+        )
 
 
 @contextlib.contextmanager

@@ -123,9 +123,14 @@ def make_bucket(
     timeout: float = DEFAULT_TIMEOUT_S,
     auth_version: str = "v4",
     pool_size: int = 10,
+    enable_crc: bool = False,
 ) -> oss2.Bucket:
     """An :class:`oss2.Bucket`. V4 signatures need ``region``; ``auth_version="v1"`` is the fallback for endpoints
-    (or proxies) that only speak V1. IP and ``localhost`` endpoints are path-style (oss2 does that by itself)."""
+    (or proxies) that only speak V1. IP and ``localhost`` endpoints are path-style (oss2 does that by itself).
+
+    oss2's own CRC-64 pass over every request body is off by default: the upload computes the CRC-64 of what it
+    sends once and compares it with the one OSS returns for every object (and part), so a second pass only costs
+    CPU."""
     import oss2
 
     _quiet_oss2_logging()
@@ -153,6 +158,7 @@ def make_bucket(
         session=session,
         connect_timeout=timeout,
         region=region if auth_version == "v4" else None,
+        enable_crc=enable_crc,
     )
 
 

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from .. import __version__
+from .bundle_cmd import bundle_command
 from .doctor_cmd import doctor_command
 from .lab_cmd import lab_app
 from .model_cmd import model_app
@@ -28,6 +29,7 @@ app.add_typer(lab_app, name="lab")
 app.add_typer(model_app, name="model")
 app.command("stages")(stages_command)
 app.command("doctor")(doctor_command)
+app.command("bundle")(bundle_command)
 
 
 def _version(value: bool) -> None:

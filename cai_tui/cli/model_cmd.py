@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -57,15 +58,25 @@ def _bars(*tasks: tuple[str, int]) -> Iterator[list[Callable[[int, str], None]]]
         transient=False,
     )
     ids = [progress.add_task(label, total=total or None, path="") for label, total in tasks]
+    started = threading.Event()
+    lock = threading.Lock()
 
     def make(task_id: Any) -> Callable[[int, str], None]:
         def update(done: int, path: str) -> None:
-            progress.update(task_id, completed=done, path=path[-40:])
+            if not started.is_set():  # shown from the first byte on: no empty bar before an early error
+                with lock:
+                    if not started.is_set():
+                        progress.start()
+                        started.set()
+            progress.update(task_id, completed=done, path=path[-32:])
 
         return update
 
-    with progress:
+    try:
         yield [make(i) for i in ids]
+    finally:
+        if started.is_set():
+            progress.stop()
 
 
 def _model_report(src: str) -> Any:
@@ -150,6 +161,7 @@ def encrypt(
 
 
 def _encrypt_gocryptfs(src: str, dst: str, password_file: str, engine: str, workers: int, mnt: str | None) -> None:
+    from ..actions import human_bytes
     from ..actions.model_encrypt import encrypt_fuse, encrypt_native, read_password_file
 
     password, warnings = read_password_file(password_file)
@@ -172,7 +184,7 @@ def _encrypt_gocryptfs(src: str, dst: str, password_file: str, engine: str, work
             )
     how = f"native engine, {n} process(es)" if engine == "native" else f"FUSE engine, {result.gocryptfs_version}"
     _say(
-        f"encrypted {result.src} → {result.dst} ({how}): {result.files} files, {result.plain_bytes} bytes in "
+        f"encrypted {result.src} → {result.dst} ({how}): {result.files} files, {human_bytes(result.plain_bytes)} in "
         f"{result.seconds:.1f} s ({result.mb_per_s:.0f} MB/s); .cai-manifest.json inside ({result.manifest_files} files)"
     )
     _say(
@@ -182,7 +194,7 @@ def _encrypt_gocryptfs(src: str, dst: str, password_file: str, engine: str, work
 
 
 def _encrypt_sam(src: str, dst: str, password_file: str, key_id: str | None, sdk: str | None) -> None:
-    from ..actions import ActionError
+    from ..actions import ActionError, human_bytes
     from ..actions.model_encrypt import read_password_file
     from ..actions.model_sam import SDK_NAME, key_id_problems, key_problems, run_packager
 
@@ -197,7 +209,7 @@ def _encrypt_sam(src: str, dst: str, password_file: str, key_id: str | None, sdk
     assert key_id is not None and sdk is not None
     _model_report(src)
     result = run_packager(sdk, src, key, key_id, dst, on_line=lambda line: _say(f"  | {line}", err=True))
-    _say(f"Sam output ({result.files} files, {result.bytes} bytes) → {result.dst}")
+    _say(f"Sam output ({result.files} files, {human_bytes(result.bytes)}) → {result.dst}")
     _say("next: upload it to OSS (CAI-1.7); store the key in KMS (CAI-2.6); MODEL_ENCRYPTION_METHOD=sam in cai.env")
 
 

@@ -59,8 +59,10 @@ def is_mounted(path: Path | str) -> bool:
 
 
 def fuse_mounts_under(prefix: str) -> list[str]:
+    """FUSE mountpoints under ``prefix``, or whose source (a gocryptfs cipherdir) is under it."""
     with open("/proc/mounts") as f:
-        return [line.split()[1] for line in f if line.split()[1].startswith(prefix) and "fuse" in line.split()[2]]
+        rows = [line.split() for line in f]
+    return [r[1] for r in rows if "fuse" in r[2] and (r[1].startswith(prefix) or r[0].startswith(prefix))]
 
 
 def require_real_gocryptfs() -> tuple[str, str]:

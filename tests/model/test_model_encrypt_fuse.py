@@ -30,9 +30,19 @@ def assert_left_incomplete(dst: Path) -> None:
 def test_fuse_engine_end_to_end(real_gocryptfs, model: Path, pw: Path, tmp_path: Path) -> None:
     dst, mnt = tmp_path / "cipher", tmp_path / "plain"
     mnt.mkdir()
+    temps_before = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("cai-tui-plain-")}
     r = run_cli("model", "encrypt", str(model), str(dst), "--password-file", str(pw), "--engine", "fuse")
-    r2 = run_cli("model", "encrypt", str(model), str(tmp_path / "c2"), "--password-file", str(pw), "--engine", "fuse")
-    assert r.returncode == 0 and r2.returncode == 0, r.stderr + r2.stderr
+    assert r.returncode == 0, r.stderr
+    temps_after = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("cai-tui-plain-")}
+    assert temps_after <= temps_before  # the temporary mountpoint is gone
+    given = tmp_path / "given-mountpoint"
+    given.mkdir()
+    r2 = run_cli(
+        "model", "encrypt", str(model), str(tmp_path / "c2"), "--password-file", str(pw), "--engine", "fuse",
+        "--mountpoint", str(given),
+    )  # fmt: skip
+    assert r2.returncode == 0, r2.stderr
+    assert not is_mounted(given) and os.listdir(given) == []  # the user's mountpoint is kept, empty
     version = subprocess.run(["gocryptfs", "-version"], capture_output=True, text=True).stdout
     shown = ".".join(map(str, parse_version(version) or ()))
     assert f"gocryptfs {shown}" in r.stderr and "FUSE engine" in r.stdout
@@ -44,7 +54,6 @@ def test_fuse_engine_end_to_end(real_gocryptfs, model: Path, pw: Path, tmp_path:
         assert diff.stdout.strip() == f"Only in {mnt}: {MANIFEST_NAME}", diff.stdout + diff.stderr
     with open("/proc/mounts") as f:
         assert "cai-tui-plain-" not in f.read()
-    assert not [n for n in os.listdir(tempfile.gettempdir()) if n.startswith("cai-tui-plain-")]
 
 
 def test_error_mid_copy_unmounts_and_marks_incomplete(real_gocryptfs, model: Path, pw: Path, tmp_path: Path) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from cai_tui.actions.model_manifest import MANIFEST_NAME, MARKER_NAME, build_manifest
-from tests.helpers import run_cli
+from tests.helpers import REPO, run_cli
 from tests.model.modellib import gocryptfs_mount, passfile
 
 
@@ -79,3 +82,23 @@ def test_password_is_the_first_line_as_gocryptfs_reads_it(real_gocryptfs, model:
     assert "first-line-secret" not in r.stdout + r.stderr
     with gocryptfs_mount(dst, tmp_path / "m", passfile(tmp_path / "only", b"first-line-secret"), "-ro") as mnt:
         assert (mnt / "config.json").read_bytes() == (model / "config.json").read_bytes()
+
+
+def test_ctrl_c_leaves_the_output_marked_incomplete(model: Path, pw: Path, tmp_path: Path) -> None:
+    with open(model / "big.bin", "wb") as f:
+        f.truncate(2 << 30)  # sparse: reads fast, and still takes seconds to encrypt
+    dst = tmp_path / "cipher"
+    argv = [sys.executable, "-m", "cai_tui.cli.main", "model", "encrypt", str(model), str(dst)]
+    proc = subprocess.Popen([*argv, "--password-file", str(pw)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(p.name.endswith(".cai-partial") for p in dst.glob("*")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert f"interrupted: {dst} is left incomplete (marked {MARKER_NAME}, no gocryptfs.conf)" in err
+    assert (dst / MARKER_NAME).is_file() and not (dst / "gocryptfs.conf").exists()

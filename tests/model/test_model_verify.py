@@ -99,6 +99,10 @@ def test_plain_verify_of_a_decrypted_and_a_mounted_tree(real_gocryptfs, pristine
     assert r.returncode == 1
     assert f"BAD {SHARD1}: content differs" in r.stdout and "BAD docs/empty.txt: missing" in r.stdout
     assert "BAD README.md: symlink points to 'elsewhere', the manifest says 'docs/README.md'" in r.stdout
+    r = run_cli("model", "verify", str(plain), "--password-file", str(pw))
+    assert r.returncode == 2 and "to check a decrypted model use --plain" in r.stderr
+    r = run_cli("model", "verify", "--plain", str(pristine[1]))
+    assert r.returncode == 2 and "is a cipherdir: verify it without --plain" in r.stderr
     (plain / MANIFEST_NAME).unlink()
     r = run_cli("model", "verify", "--plain", str(plain))
     assert r.returncode == 1 and f"has no {MANIFEST_NAME}: it was not encrypted by cai-tui" in r.stderr

@@ -209,7 +209,7 @@ def test_encrypted_upload_refuses_a_non_empty_prefix(lab: Any, tree: Path, tmp_p
     bucket = owner_bucket(lab)
     bucket.put_object("enc/used/old-object", b"old")
     opts = UploadOptions(password=PASSWORD, scrypt_logn=10, state_root=tmp_path / "state")
-    with pytest.raises(UploadInputError, match="already holds objects .*old-object.*needs an empty prefix"):
+    with pytest.raises(UploadInputError, match=r"already holds objects .*old-object.*needs an empty prefix"):
         upload_tree(bucket, tree, "enc/used/", options=opts)
     assert not bucket.object_exists("enc/used/" + MARKER), "refused before writing anything"
 

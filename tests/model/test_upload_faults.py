@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,18 @@ def owner_bucket(lab: Any) -> Any:
     )
 
 
+def op_counts(lab: Any) -> dict[str, int]:
+    """The lab's per-operation success counts once they are settled: the server counts an operation just after it
+    has sent the answer, so the client can be a step ahead of the counter for a moment."""
+    last = lab.oss_lab.op_counts
+    while True:
+        time.sleep(0.05)
+        now = lab.oss_lab.op_counts
+        if now == last:
+            return now
+        last = now
+
+
 def sts_recipe(lab: Any, path: Path) -> Path:
     """The lab recipe with the STS AccessKey pair and its token (answers.oss.session_token)."""
     from cai_tui.recipe import load_recipe, save_recipe
@@ -117,11 +130,11 @@ def test_access_denied_during_upload(lab: Any, tree: Path, tmp_path: Path, hooks
     assert not bucket.object_exists(prefix + "weights/model.safetensors")
 
     hooks[0].remove()
-    before = lab.oss_lab.op_counts
+    before = op_counts(lab)
     again = upload(lab, tree, prefix, lab.recipe_path, tmp_path / "home")
     assert again.returncode == 0, again.stderr
     assert "4 already there from an earlier run" in again.stdout
-    assert lab.oss_lab.op_counts["PutObject"] - before["PutObject"] == 1 + 6  # the marker and the 6 files left
+    assert op_counts(lab)["PutObject"] - before["PutObject"] == 1 + 6  # the marker and the 6 files left
     assert not bucket.object_exists(prefix + MARKER)
 
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,15 @@ def kill_during_third_part(cmd: list[str], env: dict[str, str], gate: PartGate, 
 
 
 def ops(lab: Any) -> dict[str, int]:
-    return lab.oss_lab.op_counts
+    """The lab's per-operation success counts once they are settled: the server counts an operation just after it
+    has sent the answer, so the client can be a step ahead of the counter for a moment."""
+    last = lab.oss_lab.op_counts
+    while True:
+        time.sleep(0.05)
+        now = lab.oss_lab.op_counts
+        if now == last:
+            return now
+        last = now
 
 
 def delta(after: dict[str, int], before: dict[str, int], op: str) -> int:
@@ -184,3 +193,65 @@ def test_killed_encrypted_upload_resumes_and_mounts(lab: Any, tree: Path, tmp_pa
     with gocryptfs_mount(cipher, tmp_path / "mnt", pw, "-ro") as mnt:
         diff = subprocess.run(["diff", "-r", "-x", ".cai-manifest.json", str(tree), str(mnt)], capture_output=True)
         assert diff.returncode == 0, diff.stdout.decode()
+
+
+def test_ctrl_c_says_how_to_resume_and_the_rerun_completes(
+    lab: Any, tree: Path, tmp_path: Path, gate: PartGate
+) -> None:
+    """SIGINT while a part is in flight (held by the lab): exit 130 at once, the resume hint, the marker kept."""
+    home = tmp_path / "home"
+    cmd = argv(tree, "oss://lab-models/resume/int/", lab.recipe_path)
+    proc = subprocess.Popen(cmd, env=env_for(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert gate.held.wait(60)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=10)  # does not wait for the held request
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    gate.remove()
+    assert proc.returncode == 130, err
+    assert "Run the same command again to resume" in err and "Traceback" not in err
+    assert str(home / "state" / "uploads") in err
+    assert owner_bucket(lab).object_exists("resume/int/" + MARKER)
+
+    before = ops(lab)
+    rerun = subprocess.run(cmd, env=env_for(home), capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert delta(ops(lab), before, "UploadPart") == PARTS - 2
+    assert not owner_bucket(lab).object_exists("resume/int/" + MARKER)
+
+
+def test_a_file_changed_between_runs_is_uploaded_afresh(lab: Any, tree: Path, tmp_path: Path, gate: PartGate) -> None:
+    """The large file changes after the kill: its stale multipart upload is aborted and it is encrypted and uploaded
+    again from the start (the same gocryptfs key and names: the rest stays valid)."""
+    from cai_tui.actions.model_manifest import verify_cipherdir
+
+    home = tmp_path / "home"
+    pw = tmp_path / "pw"
+    pw.write_bytes(b"changed\n")
+    prefix = "resume/changed/"
+    cmd = argv(tree, f"oss://lab-models/{prefix}", lab.recipe_path, "--encrypt", "--password-file", str(pw))
+    kill_during_third_part(cmd, env_for(home), gate, tmp_path)
+    with open(tree / "model.safetensors", "r+b") as f:
+        f.seek(123)
+        f.write(b"changed after the kill")
+    mid = ops(lab)
+    rerun = subprocess.run(cmd, env=env_for(home), capture_output=True, text=True, timeout=120)
+    after = ops(lab)
+    assert rerun.returncode == 0, rerun.stderr
+    assert delta(after, mid, "AbortMultipartUpload") == 1
+    assert delta(after, mid, "InitiateMultipartUpload") == 1
+    assert delta(after, mid, "UploadPart") == PARTS
+
+    import oss2
+
+    bucket = owner_bucket(lab)
+    cipher = tmp_path / "downloaded"
+    for obj in oss2.ObjectIterator(bucket, prefix=prefix):
+        target = cipher / obj.key[len(prefix) :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        bucket.get_object_to_file(obj.key, str(target))
+    report = verify_cipherdir(cipher, b"changed")
+    assert report.ok and report.checked == 13, report.bad

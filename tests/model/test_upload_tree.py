@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,18 @@ def cli(*args: str, home: Path, timeout: float = 60) -> subprocess.CompletedProc
     )
 
 
+def op_counts(lab: Any) -> dict[str, int]:
+    """The lab's per-operation success counts once they are settled: the server counts an operation just after it
+    has sent the answer, so the client can be a step ahead of the counter for a moment."""
+    last = lab.oss_lab.op_counts
+    while True:
+        time.sleep(0.05)
+        now = lab.oss_lab.op_counts
+        if now == last:
+            return now
+        last = now
+
+
 def delta(after: dict[str, int], before: dict[str, int], op: str) -> int:
     return after.get(op, 0) - before.get(op, 0)
 
@@ -82,9 +95,9 @@ def test_upload_tree_verifies_every_object(lab: Any, tree: Path, home: Path) -> 
 
     bucket = owner_bucket(lab)
     events: list[tuple[int, int, int, int, str]] = []
-    before = lab.oss_lab.op_counts
+    before = op_counts(lab)
     report = upload_tree(bucket, tree, PREFIX, options=UploadOptions(threads=3), progress=lambda *a: events.append(a))
-    after = lab.oss_lab.op_counts
+    after = op_counts(lab)
 
     assert report.ok, report.problems
     assert report.files == report.objects == 44 and not report.extras
@@ -121,9 +134,9 @@ def test_rerun_skips_done_files_and_finds_remote_damage(lab: Any, tree: Path, ho
     assert first.returncode == 0, first.stderr
     assert "verified: every object's size and CRC-64 match" in first.stdout
 
-    before = lab.oss_lab.op_counts
+    before = op_counts(lab)
     again = cli(*args, home=home)
-    after = lab.oss_lab.op_counts
+    after = op_counts(lab)
     assert again.returncode == 0, again.stderr
     assert "44 already there from an earlier run" in again.stdout
     assert delta(after, before, "PutObject") == 1  # only the marker
@@ -139,9 +152,9 @@ def test_rerun_skips_done_files_and_finds_remote_damage(lab: Any, tree: Path, ho
     assert "verification FAILED: 1 object(s)" in damaged.stderr
     assert bucket.object_exists(PREFIX + MARKER), "a failed verification must leave the marker"
 
-    before = lab.oss_lab.op_counts
+    before = op_counts(lab)
     fixed = cli(*args, home=home)
-    after = lab.oss_lab.op_counts
+    after = op_counts(lab)
     assert fixed.returncode == 0, fixed.stderr
     assert delta(after, before, "PutObject") == 2  # the marker and the damaged file, nothing else
     assert bucket.get_object(victim).read() == (tree / "sub" / "shard-20.json").read_bytes()
@@ -263,7 +276,10 @@ def test_stalled_body_and_refused_connection_are_network_errors(lab: Any) -> Non
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     closed = make_bucket(f"http://127.0.0.1:{port}", "lab-models", creds, region="cn-lab", timeout=2)
-    with pytest.raises(OssActionError, match="cannot reach OSS at http://127.0.0.1") as info, oss_errors("x", closed):
+    with (
+        pytest.raises(OssActionError, match=r"cannot reach OSS at http://127\.0\.0\.1") as info,
+        oss_errors("x", closed),
+    ):
         closed.put_object("x", b"x")
     assert info.value.code == "network"
 
@@ -307,3 +323,55 @@ def test_journal_survives_a_torn_last_line(tmp_path: Path) -> None:
     assert set(state.done) == {"p/a"}
     other = Journal(tmp_path / "j.jsonl", {**header, "mode": "gocryptfs"}).open()
     assert other.done == {}, "a journal of another kind of upload must not be reused"
+
+
+def test_an_unfinished_cipherdir_is_not_uploaded(lab: Any, tmp_path: Path, home: Path) -> None:
+    from cai_tui.actions.model_upload import UploadInputError, upload_tree
+
+    half = tmp_path / "cipher"
+    half.mkdir()
+    (half / "gocryptfs.diriv").write_bytes(os.urandom(16))
+    (half / "Xyz0123456789abcdefghij").write_bytes(b"ciphertext")
+    with pytest.raises(UploadInputError, match=r"no gocryptfs\.conf: an incomplete cipherdir"):
+        upload_tree(owner_bucket(lab), half, "half/")
+    (half / "gocryptfs.conf").write_text("{}")
+    (half / "CAI-INCOMPLETE").write_text("unfinished")
+    with pytest.raises(UploadInputError, match="unfinished encryption"):
+        upload_tree(owner_bucket(lab), half, "half/")
+    assert not owner_bucket(lab).object_exists("half/" + MARKER)
+
+
+def test_a_cipherdirs_config_goes_up_last(lab: Any, tmp_path: Path, home: Path) -> None:
+    """Uploading an encrypted directory as it is: gocryptfs.conf is written after every other object, so the
+    prefix never looks like a complete cipherdir while files are missing."""
+    from cai_tui.actions.model_upload import UploadOptions, upload_tree
+
+    cipher = tmp_path / "cipher"
+    (cipher / "sub").mkdir(parents=True)
+    (cipher / "gocryptfs.conf").write_text('{"Version": 2}\n')
+    (cipher / "gocryptfs.diriv").write_bytes(os.urandom(16))
+    (cipher / "big").write_bytes(os.urandom(10 * MiB + 1))
+    for i in range(20):
+        (cipher / "sub" / f"f{i}").write_bytes(os.urandom(100))
+    service = lab.oss_lab.service
+    order: list[str] = []
+    originals = {op: getattr(service, op) for op in ("put_object", "complete_upload")}
+
+    def record(op: str) -> Any:
+        def run(h: Any, req: Any, p: Any) -> None:
+            originals[op](h, req, p)
+            order.append(req.key)
+
+        return run
+
+    for op in originals:
+        setattr(service, op, record(op))
+    try:
+        report = upload_tree(owner_bucket(lab), cipher, "cd/", options=UploadOptions(threads=4))
+    finally:
+        for op, fn in originals.items():
+            setattr(service, op, fn)
+    assert report.ok
+    assert order[0] == "cd/" + MARKER
+    assert order[-1] == "cd/gocryptfs.conf"
+    assert len(order) == 1 + 23
