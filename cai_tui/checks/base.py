@@ -44,7 +44,8 @@ class Result:
     summary: str  # one line a person reads first
     evidence: list[Evidence] = field(default_factory=list)
     fix: Fix | None = None
-    data: dict[str, Any] = field(default_factory=dict)  # structured facts (e.g. per-GPU states) for JSON and other checks
+    # structured facts (e.g. per-GPU states) for JSON and for other checks
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -18,6 +18,8 @@ import pytest
 
 from cai_tui.checks import instance
 from cai_tui.checks.base import CheckContext, Result
+from cai_tui.checks.instance._common import _output
+from cai_tui.checks.instance.docker import _parse_docker
 from cai_tui.checks.registry import all_checks
 from cai_tui.checks.runner import CheckOutcome, run_checks
 from cai_tui.recipe.redaction import Redactor
@@ -288,4 +290,4 @@ def test_stderr_chatter_next_to_the_json_is_ignored() -> None:
     res = CommandResult(
         instance.DOCKER_JSON, 0, json_line + "\n", "WARNING: Error loading config file: denied\n", 0.1, "x"
     )
-    assert instance._parse_docker(instance._output(res), res).server_version == "19.03.6"
+    assert _parse_docker(_output(res), res).server_version == "19.03.6"
