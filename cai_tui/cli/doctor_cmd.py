@@ -51,7 +51,7 @@ def _err(message: str) -> None:
     sys.stderr.flush()
 
 
-def _role_for(flow: str | None, uri: str) -> str:
+def role_for(flow: str | None, uri: str) -> str:
     """The role ``--target`` stands for: the CAI instance; the kata host (or its guest for a container URI)."""
     if flow == "kata-virtcca":
         return "guest" if uri.startswith(("docker://", "ctr://")) else "host"
@@ -127,7 +127,7 @@ def run_doctor(
             return EXIT_USAGE
 
     try:
-        targets = _build_targets(rec, flow, target, sysroot)
+        targets = build_targets(rec, flow, target, sysroot)
     except ValueError as e:
         _err(f"cai-tui doctor: {e}")
         return EXIT_USAGE
@@ -145,11 +145,7 @@ def run_doctor(
         try:
             return await run_checks(specs, ctx, only=globs or None, timeout=timeout)
         finally:
-            for t in {id(t): t for t in targets.values()}.values():
-                try:
-                    await t.close()
-                except Exception:  # closing must not hide the results
-                    pass
+            await close_targets(targets)
 
     try:
         outcomes = asyncio.run(go())
@@ -157,7 +153,7 @@ def run_doctor(
         _err("interrupted")
         return 130
     waivers = list(rec.waivers) if rec is not None else []
-    waived = {o.id: w for o in outcomes if o.result.status == "fail" and (w := _waiver_for(o.id, waivers))}
+    waived = waived_failures(outcomes, waivers)
     failed_required = [o for o in outcomes if o.result.status == "fail" and o.spec.required and o.id not in waived]
     if as_json:
         _print_json(outcomes, waived, loaded.source if loaded is not None else None)
@@ -166,9 +162,20 @@ def run_doctor(
     return EXIT_FAILED if failed_required else EXIT_OK
 
 
-def _build_targets(
+async def close_targets(targets: dict[str, Target]) -> None:
+    """Close each distinct target once; a failing close is ignored (it must not hide results)."""
+    for t in {id(t): t for t in targets.values()}.values():
+        try:
+            await t.close()
+        except Exception:
+            pass
+
+
+def build_targets(
     rec: CaiRecipe | KataRecipe | None, flow: str | None, target: str | None, sysroot: Path | None
 ) -> dict[str, Target]:
+    """The role → Target map doctor (and bundle) use: the recipe's targets, ``--target`` standing for the flow's
+    main role (see :func:`role_for`), ``--sysroot`` re-rooting that role's file reads. ValueError for a bad URI."""
     from ..targets.local import LocalTarget
     from ..targets.parse import target_from_uri
 
@@ -176,7 +183,7 @@ def _build_targets(
     targets: dict[str, Target] = {"workstation": local, "local": local}
     for role, uri in _recipe_targets(rec).items():
         targets[role] = local if uri == "local" else target_from_uri(uri)
-    role = _role_for(flow, target or "")
+    role = role_for(flow, target or "")
     if target is not None:
         targets[role] = local if target.strip() == "local" else target_from_uri(target)
     if sysroot is not None:
@@ -211,20 +218,30 @@ def _outcome_doc(o: CheckOutcome, waived: dict[str, str]) -> dict[str, Any]:
     return doc
 
 
-def _print_json(outcomes: list[CheckOutcome], waived: dict[str, str], source: str | None) -> None:
-    import json
-
-    from ..recipe import REDACTOR
-
+def doctor_document(outcomes: list[CheckOutcome], waived: dict[str, str], source: str | None) -> dict[str, Any]:
+    """The ``cai-tui/doctor/v1`` document of a run (what ``doctor --json`` prints)."""
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.result.status] = counts.get(o.result.status, 0) + 1
-    doc = {
+    return {
         "schema": SCHEMA,
         "recipe": source,
         "counts": counts,
         "checks": [_outcome_doc(o, waived) for o in outcomes],
     }
+
+
+def waived_failures(outcomes: list[CheckOutcome], waivers: list[Any]) -> dict[str, str]:
+    """check id → waiver reason, for the failed checks a recipe waiver covers."""
+    return {o.id: w for o in outcomes if o.result.status == "fail" and (w := _waiver_for(o.id, waivers))}
+
+
+def _print_json(outcomes: list[CheckOutcome], waived: dict[str, str], source: str | None) -> None:
+    import json
+
+    from ..recipe import REDACTOR
+
+    doc = doctor_document(outcomes, waived, source)
     text = json.dumps(doc, indent=2, ensure_ascii=False)
     if len(REDACTOR) and text in REDACTOR:  # belt and braces: the runner redacted every string already
         doc = json.loads(REDACTOR.redact(text))

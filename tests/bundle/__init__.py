@@ -1,0 +1,1 @@
+"""Support bundle tests (cai-tui bundle)."""
