@@ -567,6 +567,20 @@ async def oss_model_prefix(ctx: CheckContext) -> Result:
     evidence.append(
         ev(ctx, f"{len(level.files)} object(s), {len(level.dirs)} folder(s): {', '.join(shown) or '(empty)'}", src)
     )
+    from ..actions.model_upload import MARKER_NAME
+
+    if MARKER_NAME in level.files:
+        return make(
+            ctx,
+            "fail",
+            f"the upload to {where} has not finished: the marker {MARKER_NAME} is still there",
+            evidence,
+            (
+                "model-files-missing",
+                "Run the same `cai-tui model upload … --recipe …` again: it resumes, verifies every object's size and "
+                "CRC-64, and removes the marker only when the upload is complete (CAI-1.7).",
+            ),
+        )
     has_conf, has_diriv = CONF in level.files, DIRIV in level.files
     fix_path = (
         "Point MODEL_OSS_BUCKET_PATH (oss.bucket_path) at the folder that holds gocryptfs.conf and gocryptfs.diriv"

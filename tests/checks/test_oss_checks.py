@@ -263,3 +263,14 @@ def test_policy_evaluation_rules() -> None:
         == []
     )
     assert json.loads(json.dumps(ok.allowing)) == [1]
+
+
+def test_unfinished_upload_is_not_mistaken_for_a_model(lab: Any, lab_clients: Any, tmp_path: Path) -> None:
+    """`cai-tui model upload` writes PREFIX.cai-upload-incomplete first and removes it after verification."""
+    bucket = lab_clients(lab.credentials_path).oss_bucket()
+    bucket.put_object("demo-gocryptfs/.cai-upload-incomplete", b"upload in progress")
+    out = run(lab_recipe(lab, tmp_path), OSS)
+    res = expect(out, "oss.model_prefix", "fail", "model-files-missing")
+    assert "has not finished" in res.summary and "resumes" in res.fix.text
+    bucket.delete_object("demo-gocryptfs/.cai-upload-incomplete")
+    expect(run(lab_recipe(lab, tmp_path), OSS), "oss.model_prefix", "pass")
