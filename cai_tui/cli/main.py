@@ -12,6 +12,7 @@ from .doctor_cmd import doctor_command
 from .lab_cmd import lab_app
 from .model_cmd import model_app
 from .recipe_cmd import recipe_app
+from .render_cmd import render_command
 from .stages_cmd import stages_command
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.add_typer(model_app, name="model")
 app.command("stages")(stages_command)
 app.command("doctor")(doctor_command)
 app.command("bundle")(bundle_command)
+app.command("render")(render_command)
 
 
 def _version(value: bool) -> None:
