@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+
 import pytest
 from textual.widgets import OptionList
-from tui_testlib import SIZE, footer_text, option_ids, texts
+from tui_testlib import ROOT, SIZE, footer_text, option_ids, texts
 
 from cai_tui.tui.app import make_app
 from cai_tui.tui.screens.flow import FlowScreen
@@ -104,3 +107,32 @@ async def test_quit_exits_cleanly() -> None:
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
+
+
+async def test_encrypt_stage_shows_the_planned_command_for_the_lab_recipe() -> None:
+    """A registered action shows the exact `cai-tui model …` argv its plan derives from the loaded recipe."""
+    app = make_app(recipe_path=ROOT / "recipes" / "lab-demo.yaml")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("enter", "n")
+        await pilot.pause()
+        shown = texts(app.screen)
+    lab = os.path.expanduser("~/.local/state/cai-tui/lab")
+    argv = ["cai-tui", "model", "encrypt", f"{lab}/demo-model", f"{lab}/demo-cipher"]
+    argv += ["--password-file", f"{lab}/model-password", "--engine", "native"]
+    assert "Encrypt the model" in shown
+    assert "runs: " + shlex.join(argv) in shown
+    assert "action model.encrypt" in shown
+    assert "action model.choose_encryption" in shown  # not registered: shown as before, without a plan
+    assert shown.count("runs: ") == 2  # CAI-1.5 and CAI-1.6 both name model.encrypt
+
+
+async def test_no_planned_commands_without_a_recipe() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("enter", "n")
+        await pilot.pause()
+        shown = texts(app.screen)
+    assert "Encrypt the model" in shown and "action model.encrypt" in shown
+    assert "runs: " not in shown

@@ -35,7 +35,9 @@ class FlowScreen(LocalizedScreen):
         yield Static(id="flow-note")
         with Horizontal(id="flow-body"):
             yield OptionList(*(Option("", id=s.id) for s in self.stages), id="stage-list")
-            yield StageDetail(answers=self.state.answers_for(self.flow), count=len(self.stages), id="stage-detail")
+            answers = self.state.answers_for(self.flow)
+            loaded = self.state.loaded if answers is not None else None
+            yield StageDetail(answers=answers, loaded=loaded, count=len(self.stages), id="stage-detail")
         yield Footer()
 
     def prepare(self) -> None:

@@ -23,9 +23,10 @@ class StageDetail(VerticalScroll):
     stage: reactive[StageSpec | None] = reactive(None, recompose=True)
     lang: reactive[str] = reactive("en", recompose=True)
 
-    def __init__(self, *, answers: Any | None, count: int, id: str | None = None) -> None:
+    def __init__(self, *, answers: Any | None, count: int, loaded: Any | None = None, id: str | None = None) -> None:
         super().__init__(id=id)
         self.answers = answers  # the recipe's answers for this flow, or None
+        self.loaded = loaded  # the LoadedRecipe when it belongs to this flow (action plans), or None
         self.count = count
 
     def compose(self) -> ComposeResult:
@@ -44,4 +45,4 @@ class StageDetail(VerticalScroll):
             yield FieldView(spec, value, lang)
         yield Static(t("steps", lang), classes="section")
         for step in stage.steps:
-            yield StepView(step, stage, lang)
+            yield StepView(step, stage, lang, loaded=self.loaded)

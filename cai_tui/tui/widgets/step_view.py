@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import shlex
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
 
+from ...actions import registry
 from ...stages.spec import Doer, Manual, StageSpec, Step
 from ..i18n import t
 from ..text import command_lines, reflow
 
 
 class StepView(Vertical):
-    def __init__(self, step: Step, stage: StageSpec, lang: str) -> None:
+    def __init__(self, step: Step, stage: StageSpec, lang: str, *, loaded: Any | None = None) -> None:
         super().__init__(classes="step")
         self.step = step
         self.stage = stage
         self.lang = lang
+        self.loaded = loaded  # the recipe the action plans are computed from (None: no plans shown)
 
     def compose(self) -> ComposeResult:
         lang = self.lang
@@ -28,11 +33,28 @@ class StepView(Vertical):
         yield Static(Content.styled(t("do", lang), "bold"), classes="step-do-head")
         for doer in self.step.do:
             yield Static(doer_content(doer, lang), classes="step-do")
+            for planned in self._plan(doer):
+                yield Static(
+                    Content.styled("runs: " + shlex.join(planned.argv), "$text-secondary"),
+                    classes="step-command step-runs",
+                )
+                for note in planned.notes:
+                    yield Static(Content.styled("  ! " + note, "$text-warning"), classes="step-command step-runs-note")
             if doer.command:
                 yield Static(
                     Content.styled("$ " + command_lines(doer.command), "$text-secondary"), classes="step-command"
                 )
         yield Static(self._verify(), classes="step-verify")
+
+    def _plan(self, doer: Doer) -> list[registry.PlanStep]:
+        """The registered action's steps for the loaded recipe; none when either is missing (read-only display)."""
+        spec = registry.get(doer.action) if doer.action else None
+        if spec is None or self.loaded is None:
+            return []
+        try:
+            return spec.plan(self.loaded)
+        except (ValueError, TypeError, AttributeError):  # a recipe the plan cannot read: show the doer as before
+            return []
 
     def _inputs(self) -> Content:
         lang = self.lang

@@ -1,0 +1,292 @@
+"""Which actions exist, and how each one is planned from a recipe and applied on a target.
+
+An action's plan is a list of :class:`PlanStep`: the exact ``cai-tui model …`` command line(s) that perform it,
+derived from the loaded recipe. Secrets never enter an argv: a password appears only as ``--password-file PATH``,
+taken from a ``file:`` reference in the recipe (nothing is resolved). Where the recipe lacks a value the argv holds
+an upper-case placeholder, the step's ``note`` says what to set, and :func:`apply` refuses to run it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CLI = "cai-tui"
+PASSWORD_PLACEHOLDER = "PASSWORD_FILE"
+RECIPE_PLACEHOLDER = "RECIPE.yaml"
+MODEL_DIR_PLACEHOLDER = "MODEL_DIR"
+CIPHER_DIR_PLACEHOLDER = "CIPHER_DIR"
+PLACEHOLDERS = frozenset({PASSWORD_PLACEHOLDER, RECIPE_PLACEHOLDER, MODEL_DIR_PLACEHOLDER, CIPHER_DIR_PLACEHOLDER})
+APPLY_TIMEOUT_S = 24 * 3600.0  # downloads, encryption and uploads of large models take hours
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    title: str
+    argv: list[str]
+    where: str = "workstation"  # the recipe's target role the command runs on
+    changes: str = ""  # what running it changes
+    notes: tuple[str, ...] = ()  # what the recipe lacks for this command (placeholders), or other caveats
+
+    @property
+    def runnable(self) -> bool:
+        """False while the argv holds a placeholder the user must replace first."""
+        return not any(arg in PLACEHOLDERS for arg in self.argv)
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    title: str
+    flow: str
+    plan: Callable[[Any], list[PlanStep]]  # a LoadedRecipe (``.recipe``, ``.path``) → its steps
+
+
+# ------------------------------------------------------------------------------------------------ recipe values
+def _path(value: Any) -> str:
+    return os.path.expanduser(os.fspath(value))
+
+
+def _answers(loaded: Any) -> Any:
+    recipe = loaded.recipe
+    if recipe.flow != "cai":
+        raise ValueError(f"the model actions belong to the cai flow; this recipe's flow is {recipe.flow!r}")
+    return recipe.answers
+
+
+def _recipe_path(loaded: Any, notes: list[str]) -> str:
+    if loaded.path is None:
+        notes.append(
+            f"the recipe was not loaded from a file: save it and give its path instead of {RECIPE_PLACEHOLDER}"
+        )
+        return RECIPE_PLACEHOLDER
+    return _path(loaded.path)
+
+
+def _dir(value: Any, name: str, placeholder: str, notes: list[str]) -> str:
+    if value is None:
+        notes.append(f"{name} is not set: set it in the recipe (the command shows {placeholder})")
+        return placeholder
+    return _path(value)
+
+
+def _password_file(ref: Any, name: str, notes: list[str]) -> str:
+    """The path of a ``file:`` reference; anything else (env:, keyring:, prompt, unset) gives the placeholder."""
+    if ref is not None and getattr(ref, "scheme", None) == "file":
+        return _path(ref.target)
+    what = "not set" if ref is None else f"{ref.scheme}: not a file: reference"
+    notes.append(
+        f"{name} is {what}; the command reads the key from a file only: write it to a file (mode 0600), "
+        f"set {name} to file:PATH, and use that path for {PASSWORD_PLACEHOLDER}"
+    )
+    return PASSWORD_PLACEHOLDER
+
+
+def _oss_url(bucket_path: str) -> str:
+    from ..recipe.types import parse_bucket_path
+
+    bucket, prefix = parse_bucket_path(str(bucket_path))
+    return f"oss://{bucket}/{prefix}"
+
+
+# ------------------------------------------------------------------------------------------------ plans
+def plan_download(loaded: Any) -> list[PlanStep]:
+    model = _answers(loaded).model
+    notes: list[str] = []
+    if model.source == "public-encrypted":
+        return []
+    if model.source == "local":
+        src = _dir(model.local_dir, "answers.model.local_dir", MODEL_DIR_PLACEHOLDER, notes)
+        return [
+            PlanStep(
+                "validate the local model directory (CAI-1.1)",
+                [CLI, "model", "download", src],
+                changes="nothing: the directory is only checked (config.json, tokenizer, weights)",
+                notes=tuple(notes),
+            )
+        ]
+    argv = [CLI, "model", "download", str(model.model_id)]
+    dest = "ModelScope's cache"
+    if model.local_dir is not None:
+        dest = _path(model.local_dir)
+        argv += ["--dest", dest]
+    return [
+        PlanStep(
+            f"download {model.model_id} through ModelScope (CAI-1.1)",
+            argv,
+            changes=f"writes the model into {dest} (resumes an earlier partial download)",
+            notes=tuple(notes),
+        )
+    ]
+
+
+def plan_encrypt(loaded: Any) -> list[PlanStep]:
+    model = _answers(loaded).model
+    if model.source == "public-encrypted":
+        return []
+    notes: list[str] = []
+    src = _dir(model.local_dir, "answers.model.local_dir", MODEL_DIR_PLACEHOLDER, notes)
+    dst = _dir(model.cipher_dir, "answers.model.cipher_dir", CIPHER_DIR_PLACEHOLDER, notes)
+    if model.encryption_method == "sam":
+        key_file = _password_file(model.sam.key, "answers.model.sam.key", notes)
+        argv = [CLI, "model", "encrypt", src, dst, "--password-file", key_file, "--method", "sam"]
+        if model.sam.key_id is None:
+            notes.append("answers.model.sam.key_id is not set (8–48 bytes, e.g. LD_Demo_0001)")
+        else:
+            argv += ["--key-id", str(model.sam.key_id)]
+        if model.sam.sdk_dir is None:
+            notes.append("answers.model.sam.sdk_dir is not set (the unpacked RAI_SAM_SDK folder)")
+        else:
+            argv += ["--sam-sdk", _path(model.sam.sdk_dir)]
+        title = "encrypt the model with the Sam packager (CAI-1.6)"
+    else:
+        password_file = _password_file(model.password, "answers.model.password", notes)
+        argv = [CLI, "model", "encrypt", src, dst, "--password-file", password_file]
+        argv += ["--engine", str(model.gocryptfs_engine)]
+        title = f"encrypt the model with gocryptfs, {model.gocryptfs_engine} engine (CAI-1.5)"
+    return [
+        PlanStep(
+            title,
+            argv,
+            changes=f"writes the ciphertext into {dst} (absent or empty), with .cai-manifest.json inside",
+            notes=tuple(notes),
+        )
+    ]
+
+
+def plan_upload(loaded: Any) -> list[PlanStep]:
+    answers = _answers(loaded)
+    if answers.model.source == "public-encrypted":
+        return []
+    notes: list[str] = []
+    src = _dir(answers.model.cipher_dir, "answers.model.cipher_dir", CIPHER_DIR_PLACEHOLDER, notes)
+    dest = _oss_url(answers.oss.bucket_path)
+    recipe = _recipe_path(loaded, notes)
+    return [
+        PlanStep(
+            "upload the ciphertext to OSS, resumable and verified (CAI-1.7)",
+            [CLI, "model", "upload", src, dest, "--recipe", recipe],
+            changes=f"puts the files of {src} under {dest} (objects already there and equal are kept)",
+            notes=tuple(notes),
+        )
+    ]
+
+
+def plan_use_public(loaded: Any) -> list[PlanStep]:
+    from .public_model import PUBLIC_PATHS, default_password_path
+
+    answers = _answers(loaded)
+    notes: list[str] = []
+    recipe = _recipe_path(loaded, notes)
+    method = str(answers.model.encryption_method)
+    password_file = _path(default_password_path())
+    return [
+        PlanStep(
+            f"point the recipe at the public pre-encrypted Qwen2.5-3B-Instruct ({PUBLIC_PATHS[method]}) (CAI-1.0)",
+            [
+                CLI,
+                "model",
+                "use-public",
+                "--recipe",
+                recipe,
+                "--method",
+                method,
+                "--write",
+                *("--password-file", password_file),
+            ],
+            changes=(
+                f"saves {recipe} (comments kept, the previous version as .bak) and writes the published password "
+                f"to {password_file} (mode 0600)"
+            ),
+            notes=tuple(notes),
+        )
+    ]
+
+
+def plan_bucket_policy(loaded: Any) -> list[PlanStep]:
+    answers = _answers(loaded)
+    notes: list[str] = []
+    recipe = _recipe_path(loaded, notes)
+    if answers.oss.account_uid is None:
+        notes.append("answers.oss.account_uid is not set (the bucket owner's account UID; or add --uid)")
+    if answers.instance.public_ip is None:
+        notes.append("answers.instance.public_ip is not set (the instance's public IP; or add --ip)")
+    bucket = str(answers.oss.bucket_path).partition(":")[0]
+    base = [CLI, "model", "bucket-policy", "--recipe", recipe]
+    return [
+        PlanStep(
+            "show the generated bucket policy as a diff against the current one (CAI-4.1)",
+            base,
+            changes="nothing: the current policy is only read",
+            notes=tuple(notes),
+        ),
+        PlanStep(
+            "apply the bucket policy (CAI-4.1)",
+            [*base, "--apply", "--yes"],
+            changes=f"replaces the policy of bucket {bucket} (--merge would keep its current statements)",
+            notes=tuple(notes),
+        ),
+    ]
+
+
+_ACTIONS: dict[str, ActionSpec] = {
+    spec.id: spec
+    for spec in (
+        ActionSpec("model.use_public", "Use the public pre-encrypted model", "cai", plan_use_public),
+        ActionSpec("model.download", "Download the model", "cai", plan_download),
+        ActionSpec("model.encrypt", "Encrypt the model", "cai", plan_encrypt),
+        ActionSpec("model.upload", "Upload the encrypted model to OSS", "cai", plan_upload),
+        ActionSpec(
+            "oss.apply_bucket_policy", "Grant the instance read access to the bucket", "cai", plan_bucket_policy
+        ),
+    )
+}
+
+
+def all_ids() -> list[str]:
+    return sorted(_ACTIONS)
+
+
+def get(action_id: str) -> ActionSpec | None:
+    return _ACTIONS.get(action_id)
+
+
+# ------------------------------------------------------------------------------------------------ apply
+def _local_cli() -> list[str]:
+    """How this machine starts ``cai-tui``: on PATH, else the script beside this interpreter, else the module."""
+    found = shutil.which(CLI)
+    if found:
+        return [found]
+    beside = Path(sys.executable).with_name(CLI)
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    return [sys.executable, "-c", "import sys; from cai_tui.cli.main import main; sys.exit(main())"]
+
+
+async def apply(
+    loaded: Any,
+    step: PlanStep,
+    target: Any,
+    *,
+    on_line: Callable[..., Any] | None = None,
+    timeout: float = APPLY_TIMEOUT_S,
+) -> Any:
+    """Run ``step.argv`` on ``target`` (a :mod:`cai_tui.targets` Target), streaming lines to ``on_line``;
+    returns its CommandResult. A step that still holds a placeholder is refused (ValueError)."""
+    del loaded  # the plan already holds everything it needs; kept for the apply(ctx, step) shape
+    if not step.runnable:
+        raise ValueError(f"{step.title}: fill in the recipe first: " + "; ".join(step.notes))
+    from ..targets.local import LocalTarget
+
+    argv: Sequence[str] = step.argv
+    if isinstance(target, LocalTarget) and argv and argv[0] == CLI:
+        argv = [*_local_cli(), *argv[1:]]
+    return await target.run(argv, timeout=timeout, on_line=on_line)
+
+
+__all__ = ["ActionSpec", "PlanStep", "all_ids", "apply", "get"]

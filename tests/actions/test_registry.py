@@ -1,0 +1,225 @@
+"""The action registry: plans derived from recipes (golden argv), no secret in any argv, and apply on a real target."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from cai_tui.actions import registry
+from cai_tui.recipe import load_recipe
+from cai_tui.recipe.secrets import SecretRef
+from tests.helpers import REPO
+
+LAB = REPO / "recipes" / "lab-demo.yaml"
+BEIJING = REPO / "recipes" / "cai-qwen2.5-3b-beijing.yaml"
+H = "/home/u"
+PUBLIC_PW = f"{H}/cai-home/config/public-model-password"
+MODEL_IDS = {"model.download", "model.encrypt", "model.upload", "model.use_public", "oss.apply_bucket_policy"}
+
+
+@pytest.fixture
+def _home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", H)
+    monkeypatch.setenv("CAI_TUI_HOME", f"{H}/cai-home")
+
+
+def argvs(path: Path, action: str) -> list[list[str]]:
+    spec = registry.get(action)
+    assert spec is not None
+    return [s.argv for s in spec.plan(load_recipe(path))]
+
+
+def test_ids_cover_the_model_actions_of_the_stage_specs() -> None:
+    assert set(registry.all_ids()) == MODEL_IDS
+    assert registry.get("nope.nothing") is None
+    for i in registry.all_ids():
+        spec = registry.get(i)
+        assert spec is not None and spec.id == i and spec.flow == "cai" and spec.title
+
+
+@pytest.mark.usefixtures("_home")
+def test_beijing_plans() -> None:
+    r = str(BEIJING)
+    model = f"{H}/.cache/modelscope/hub/models/Qwen/Qwen2.5-3B-Instruct"
+    assert argvs(BEIJING, "model.download") == [
+        ["cai-tui", "model", "download", "Qwen/Qwen2.5-3B-Instruct", "--dest", model]
+    ]
+    assert argvs(BEIJING, "model.encrypt") == [
+        [
+            "cai-tui",
+            "model",
+            "encrypt",
+            model,
+            f"{H}/mount/cipher",
+            "--password-file",
+            f"{H}/cachefs-password",
+            "--engine",
+            "native",
+        ]
+    ]
+    assert argvs(BEIJING, "model.upload") == [
+        ["cai-tui", "model", "upload", f"{H}/mount/cipher", "oss://examplebucket/qwen-encrypted/", "--recipe", r]
+    ]
+    assert argvs(BEIJING, "model.use_public") == [
+        [
+            "cai-tui",
+            "model",
+            "use-public",
+            "--recipe",
+            r,
+            "--method",
+            "gocryptfs",
+            "--write",
+            "--password-file",
+            PUBLIC_PW,
+        ]
+    ]
+    assert argvs(BEIJING, "oss.apply_bucket_policy") == [
+        ["cai-tui", "model", "bucket-policy", "--recipe", r],
+        ["cai-tui", "model", "bucket-policy", "--recipe", r, "--apply", "--yes"],
+    ]
+
+
+@pytest.mark.usefixtures("_home")
+def test_lab_plans() -> None:
+    r = str(LAB)
+    lab = f"{H}/.local/state/cai-tui/lab"
+    assert argvs(LAB, "model.download") == [["cai-tui", "model", "download", f"{lab}/demo-model"]]
+    assert argvs(LAB, "model.encrypt") == [
+        [
+            "cai-tui",
+            "model",
+            "encrypt",
+            f"{lab}/demo-model",
+            f"{lab}/demo-cipher",
+            "--password-file",
+            f"{lab}/model-password",
+            "--engine",
+            "native",
+        ]
+    ]
+    assert argvs(LAB, "model.upload") == [
+        ["cai-tui", "model", "upload", f"{lab}/demo-cipher", "oss://lab-models/demo-gocryptfs/", "--recipe", r]
+    ]
+    assert argvs(LAB, "model.use_public") == [
+        [
+            "cai-tui",
+            "model",
+            "use-public",
+            "--recipe",
+            r,
+            "--method",
+            "gocryptfs",
+            "--write",
+            "--password-file",
+            PUBLIC_PW,
+        ]
+    ]
+    assert argvs(LAB, "oss.apply_bucket_policy") == [
+        ["cai-tui", "model", "bucket-policy", "--recipe", r],
+        ["cai-tui", "model", "bucket-policy", "--recipe", r, "--apply", "--yes"],
+    ]
+
+
+@pytest.mark.usefixtures("_home")
+def test_every_plan_parses_with_the_cli() -> None:
+    """Each argv is a valid invocation of the real command: click parses its arguments and options."""
+    import typer.main
+
+    from cai_tui.cli.main import app
+
+    model_group = typer.main.get_command(app).commands["model"]  # type: ignore[attr-defined]
+    for path in (LAB, BEIJING):
+        loaded = load_recipe(path)
+        for i in registry.all_ids():
+            spec = registry.get(i)
+            assert spec is not None
+            for step in spec.plan(loaded):
+                assert step.argv[:2] == ["cai-tui", "model"] and step.where == "workstation" and step.changes
+                model_group.commands[step.argv[2]].make_context(step.argv[2], list(step.argv[3:]))
+
+
+@pytest.mark.usefixtures("_home")
+def test_no_secret_value_in_any_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing is resolved: env: references with values set never leak; non-file passwords give the placeholder."""
+    monkeypatch.setenv("OSS_ACCESS_KEY_ID", "LTAI-SECRET-ID")
+    monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", "SECRET-VALUE-1")
+    monkeypatch.setenv("MODEL_PW", "SECRET-VALUE-2")
+    import cai_tui.recipe.secrets as secrets
+
+    def boom(*a: object, **k: object) -> str:
+        raise AssertionError("a plan resolved a secret")
+
+    monkeypatch.setattr(secrets, "resolve_secret", boom)
+    for path in (LAB, BEIJING):
+        loaded = load_recipe(path)
+        for i in registry.all_ids():
+            spec = registry.get(i)
+            assert spec is not None
+            for step in spec.plan(loaded):
+                text = shlex.join(step.argv)
+                assert "SECRET" not in text and "alibaba@1688" not in text
+    loaded = load_recipe(BEIJING)
+    loaded.recipe.answers.model.password = SecretRef("env", "MODEL_PW")
+    (step,) = registry.get("model.encrypt").plan(loaded)  # type: ignore[union-attr]
+    assert step.argv[step.argv.index("--password-file") + 1] == registry.PASSWORD_PLACEHOLDER
+    assert "SECRET" not in shlex.join(step.argv)
+    assert any("not a file: reference" in n for n in step.notes)
+    assert not step.runnable
+
+
+@pytest.mark.usefixtures("_home")
+def test_sam_and_public_source_plans() -> None:
+    loaded = load_recipe(BEIJING)
+    model = loaded.recipe.answers.model
+    model.encryption_method = "sam"
+    model.sam.key = SecretRef("file", "/keys/sam-key")
+    model.sam.key_id = "LD_Demo_0001"
+    model.sam.sdk_dir = "/opt/RAI_SAM_SDK"
+    (step,) = registry.get("model.encrypt").plan(loaded)  # type: ignore[union-attr]
+    assert step.argv[-8:] == [
+        "--password-file",
+        "/keys/sam-key",
+        "--method",
+        "sam",
+        "--key-id",
+        "LD_Demo_0001",
+        "--sam-sdk",
+        "/opt/RAI_SAM_SDK",
+    ]
+    model.source = "public-encrypted"
+    for i in ("model.download", "model.encrypt", "model.upload"):
+        assert registry.get(i).plan(loaded) == []  # type: ignore[union-attr]
+
+
+async def test_apply_rejects_placeholders() -> None:
+    from cai_tui.targets.local import LocalTarget
+
+    step = registry.PlanStep("x", ["cai-tui", "model", "encrypt", "A", "B", "--password-file", "PASSWORD_FILE"])
+    with pytest.raises(ValueError):
+        await registry.apply(None, step, LocalTarget())
+
+
+async def test_apply_encrypts_the_lab_model(lab, tmp_path: Path) -> None:
+    from cai_tui.gocryptfs import verify_password
+    from cai_tui.targets.local import LocalTarget
+
+    creds = json.loads(Path(lab.credentials_path).read_text("utf-8"))
+    loaded = load_recipe(lab.recipe_path)
+    model = loaded.recipe.answers.model
+    assert Path(model.local_dir) == Path(lab.demo.model_dir)
+    model.password = SecretRef("file", creds["model_password_file"])
+    model.cipher_dir = str(tmp_path / "cipher")
+    (step,) = registry.get("model.encrypt").plan(loaded)  # type: ignore[union-attr]
+    assert step.runnable
+    lines: list[tuple[str, str]] = []
+    result = await registry.apply(loaded, step, LocalTarget(), on_line=lambda s, line: lines.append((s, line)))
+    assert result.ok, result.stderr + result.stdout
+    assert any("encrypted" in line for _, line in lines)
+    password = Path(creds["model_password_file"]).read_text("utf-8").splitlines()[0]
+    assert verify_password(tmp_path / "cipher", password)
+    assert not verify_password(tmp_path / "cipher", password + "x")
+    assert (tmp_path / "cipher" / "gocryptfs.conf").is_file()
