@@ -177,6 +177,32 @@ def _source(method: str, url: str, ep: Endpoint, target: Target) -> str:
     return f"{method} {url} {ep.via}{where}"
 
 
+async def _request(
+    ctx: CheckContext,
+    target: Target,
+    ep: Endpoint,
+    method: str,
+    url: str,
+    source: str,
+    timeout: float,
+    /,
+    body: Any = None,
+    **data: Any,
+) -> Reply | Result:
+    """The HTTP reply, or the failing result when nothing answers (same shape for every inference check)."""
+    try:
+        return await http(target, method, url, proxy=ep.proxy, timeout=timeout, body=body)
+    except Unreachable as e:
+        return make(
+            ctx,
+            "fail",
+            f"no answer from {url}: {e}",
+            [ev(ctx, str(e), source, target.name)],
+            _fix_unreachable(ep.base, ep.via),
+            **data,
+        )
+
+
 def _json(text: str) -> Any:
     try:
         return json.loads(text)
@@ -203,17 +229,9 @@ async def inference_health(ctx: CheckContext) -> Result:
     url = f"{ep.base}/health"
     source = _source("GET", url, ep, target)
     data: dict[str, Any] = {"url": url, "proxy": ep.proxy}
-    try:
-        reply = await http(target, "GET", url, proxy=ep.proxy, timeout=HTTP_TIMEOUT * SHARE)
-    except Unreachable as e:
-        return make(
-            ctx,
-            "fail",
-            f"no answer from {url}: {e}",
-            [ev(ctx, str(e), source, target.name)],
-            _fix_unreachable(ep.base, ep.via),
-            **data,
-        )
+    reply = await _request(ctx, target, ep, "GET", url, source, HTTP_TIMEOUT * SHARE, **data)
+    if isinstance(reply, Result):
+        return reply
     evidence = [ev(ctx, f"HTTP {reply.status} {_quote(reply.body)}".rstrip(), source, target.name)]
     if reply.status == 200:
         return make(ctx, "pass", f"{url} answers 200 ({ep.via})", evidence, **data)
@@ -250,16 +268,9 @@ async def inference_models(ctx: CheckContext) -> Result:
     want = answers.service.mount_point
     url = f"{ep.base}/v1/models"
     source = _source("GET", url, ep, target)
-    try:
-        reply = await http(target, "GET", url, proxy=ep.proxy, timeout=HTTP_TIMEOUT * SHARE)
-    except Unreachable as e:
-        return make(
-            ctx,
-            "fail",
-            f"no answer from {url}: {e}",
-            [ev(ctx, str(e), source, target.name)],
-            _fix_unreachable(ep.base, ep.via),
-        )
+    reply = await _request(ctx, target, ep, "GET", url, source, HTTP_TIMEOUT * SHARE)
+    if isinstance(reply, Result):
+        return reply
     evidence = [ev(ctx, f"HTTP {reply.status} {_quote(reply.body)}", source, target.name)]
     doc = _json(reply.body)
     items = doc.get("data") if isinstance(doc, dict) else None
@@ -320,16 +331,9 @@ async def inference_completion(ctx: CheckContext) -> Result:
     }
     url = f"{ep.base}/v1/completions"
     source = _source("POST", url, ep, target) + f" (model={body['model']}, max_tokens={body['max_tokens']})"
-    try:
-        reply = await http(target, "POST", url, proxy=ep.proxy, timeout=COMPLETION_TIMEOUT * SHARE, body=body)
-    except Unreachable as e:
-        return make(
-            ctx,
-            "fail",
-            f"no answer from {url}: {e}",
-            [ev(ctx, str(e), source, target.name)],
-            _fix_unreachable(ep.base, ep.via),
-        )
+    reply = await _request(ctx, target, ep, "POST", url, source, COMPLETION_TIMEOUT * SHARE, body=body)
+    if isinstance(reply, Result):
+        return reply
     doc = _json(reply.body)
     choices = doc.get("choices") if isinstance(doc, dict) else None
     text = choices[0].get("text") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
