@@ -234,52 +234,14 @@ async def collect_doctor(opts: BundleOptions, c: _Collected) -> None:
 
 
 def _containers_blocking(url: str | None, timeout: float, tail: int) -> list[tuple[str, dict[str, Any], bytes]]:
-    import docker
+    from ..stackinfo import read_stack
+    from ._stack import CAI_PROJECT, CAI_SERVICES
 
-    from ._stack import CAI_PROJECT, CAI_SERVICES, PROJECT_LABEL, SERVICE_LABEL
+    def select(projects: dict[str, set[str]]) -> set[str]:
+        return {p for p, services in projects.items() if services & set(CAI_SERVICES)} | {CAI_PROJECT}
 
-    t = int(max(1, timeout))
-    client = docker.DockerClient(base_url=url, timeout=t) if url else docker.from_env(timeout=t)
-    try:
-        labelled = client.containers.list(all=True, filters={"label": SERVICE_LABEL})
-        projects = {
-            (c.labels or {}).get(PROJECT_LABEL, "")
-            for c in labelled
-            if (c.labels or {}).get(SERVICE_LABEL) in CAI_SERVICES
-        } | {CAI_PROJECT}
-        out: list[tuple[str, dict[str, Any], bytes]] = []
-        for cont in labelled:
-            labels = cont.labels or {}
-            if labels.get(PROJECT_LABEL, "") not in projects:
-                continue
-            attrs = cont.attrs
-            state = attrs.get("State") or {}
-            health = state.get("Health") or {}
-            info = {
-                "name": cont.name,
-                "id": cont.id[:12],
-                "image": (attrs.get("Config") or {}).get("Image"),
-                "project": labels.get(PROJECT_LABEL),
-                "service": labels.get(SERVICE_LABEL),
-                "status": state.get("Status"),
-                "health": health.get("Status"),
-                "health_log": [
-                    {"start": h.get("Start"), "exit_code": h.get("ExitCode"), "output": h.get("Output")}
-                    for h in health.get("Log") or []
-                ],
-                "exit_code": state.get("ExitCode"),
-                "oom_killed": state.get("OOMKilled"),
-                "error": state.get("Error") or None,
-                "restart_count": attrs.get("RestartCount"),
-                "created": attrs.get("Created"),
-                "started_at": state.get("StartedAt"),
-                "finished_at": state.get("FinishedAt"),
-            }
-            logs = cont.logs(tail=tail, stdout=True, stderr=True, timestamps=True)
-            out.append((cont.name, info, logs))
-        return out
-    finally:
-        client.close()
+    found = read_stack(url, timeout, tail=tail, select=select)
+    return [(c.name, c.state_doc(), c.logs) for c in found.containers]
 
 
 async def collect_containers(opts: BundleOptions, c: _Collected) -> None:

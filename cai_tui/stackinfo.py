@@ -1,0 +1,178 @@
+"""Reading the CAI stack's containers from a Docker engine: one place for the support bundle and the troubleshooter.
+
+Compose labels say which project and service a container belongs to; ``docker inspect`` says its state, health log,
+exit code and restart count; ``docker logs --timestamps`` the last lines. The engine is the local one (DOCKER_HOST or
+the socket) or an ``ssh://`` URL, which the docker SDK reaches through paramiko with the system's known hosts and
+unknown host keys rejected (see :func:`cai_tui.checks.instance.containers.docker_url_for`). Blocking: call it in a
+worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+DEPENDS_LABEL = "com.docker.compose.depends_on"  # "cachefs:service_healthy:true,oss:service_started:false"
+NEVER = "0001-01-01T00:00:00Z"  # docker's StartedAt/FinishedAt of a container that never ran
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    start: str | None
+    exit_code: int | None
+    output: str
+
+
+@dataclass
+class StackContainer:
+    """One compose-labelled container as ``docker inspect`` and ``docker logs`` show it."""
+
+    name: str
+    id: str
+    image: str | None
+    project: str
+    service: str
+    status: str  # created, running, restarting, exited, paused, dead
+    health: str | None  # healthy, unhealthy, starting; None without a healthcheck
+    health_log: list[HealthProbe] = field(default_factory=list)
+    exit_code: int | None = None
+    oom_killed: bool | None = None
+    error: str | None = None  # State.Error: why the engine could not start it
+    restart_count: int = 0
+    created: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    depends_on: dict[str, str] = field(default_factory=dict)  # service -> condition (compose's label)
+    command: str = ""
+    logs: bytes = b""  # docker logs --timestamps --tail N (stdout and stderr)
+
+    @property
+    def never_started(self) -> bool:
+        return not self.started_at or self.started_at.startswith("0001-")
+
+    def state_doc(self) -> dict[str, Any]:
+        """What the support bundle writes as ``containers/NAME/state.json``."""
+        return {
+            "name": self.name,
+            "id": self.id,
+            "image": self.image,
+            "project": self.project,
+            "service": self.service,
+            "status": self.status,
+            "health": self.health,
+            "health_log": [{"start": h.start, "exit_code": h.exit_code, "output": h.output} for h in self.health_log],
+            "exit_code": self.exit_code,
+            "oom_killed": self.oom_killed,
+            "error": self.error,
+            "restart_count": self.restart_count,
+            "created": self.created,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+@dataclass
+class StackRead:
+    projects: dict[str, set[str]]  # every compose project on the engine -> its services
+    containers: list[StackContainer]  # those of the selected projects, sorted by project and name
+
+
+def parse_depends(label: str | None) -> dict[str, str]:
+    """Compose's ``depends_on`` label → {service: condition}."""
+    out: dict[str, str] = {}
+    for part in (label or "").split(","):
+        bits = part.strip().split(":")
+        if bits and bits[0]:
+            out[bits[0]] = bits[1] if len(bits) > 1 else "service_started"
+    return out
+
+
+def container_of(cont: Any, logs: bytes) -> StackContainer:
+    """A docker SDK container (full attrs) → :class:`StackContainer`."""
+    attrs = cont.attrs or {}
+    labels = cont.labels or {}
+    state = attrs.get("State") or {}
+    health = state.get("Health") or {}
+    config = attrs.get("Config") or {}
+    cmd = config.get("Cmd") or []
+    return StackContainer(
+        name=cont.name,
+        id=str(cont.id)[:12],
+        image=config.get("Image"),
+        project=labels.get(PROJECT_LABEL, ""),
+        service=labels.get(SERVICE_LABEL, ""),
+        status=str(state.get("Status") or cont.status),
+        health=health.get("Status") or None,
+        health_log=[
+            HealthProbe(h.get("Start"), h.get("ExitCode"), str(h.get("Output") or "")) for h in health.get("Log") or []
+        ],
+        exit_code=state.get("ExitCode"),
+        oom_killed=state.get("OOMKilled"),
+        error=state.get("Error") or None,
+        restart_count=int(attrs.get("RestartCount") or 0),
+        created=attrs.get("Created"),
+        started_at=state.get("StartedAt"),
+        finished_at=state.get("FinishedAt"),
+        depends_on=parse_depends(labels.get(DEPENDS_LABEL)),
+        command=" ".join(str(c) for c in cmd) if isinstance(cmd, list) else str(cmd),
+        logs=logs,
+    )
+
+
+def docker_client(url: str | None, timeout: float) -> Any:
+    import docker
+
+    t = int(max(1, timeout))
+    return docker.DockerClient(base_url=url, timeout=t) if url else docker.from_env(timeout=t)
+
+
+def read_stack(
+    url: str | None,
+    timeout: float,
+    *,
+    tail: int,
+    select: Callable[[dict[str, set[str]]], Iterable[str]],
+) -> StackRead:
+    """Every compose-labelled container's project and service; ``select(projects)`` names the projects to read
+    fully (state and logs). ``select`` may raise to stop (the exception propagates). Containers that vanish while
+    being read are left out."""
+    import docker.errors
+
+    client = docker_client(url, timeout)
+    try:
+        labelled = client.containers.list(all=True, filters={"label": SERVICE_LABEL})
+        projects: dict[str, set[str]] = {}
+        for c in labelled:
+            labels = c.labels or {}
+            projects.setdefault(labels.get(PROJECT_LABEL, ""), set()).add(labels.get(SERVICE_LABEL, ""))
+        wanted = set(select(projects))
+        out: list[StackContainer] = []
+        for cont in labelled:
+            if (cont.labels or {}).get(PROJECT_LABEL, "") not in wanted:
+                continue
+            try:
+                logs = cont.logs(tail=tail, stdout=True, stderr=True, timestamps=True) if tail > 0 else b""
+            except docker.errors.NotFound:
+                continue
+            out.append(container_of(cont, logs))
+        out.sort(key=lambda c: (c.project, c.name))
+        return StackRead(projects, out)
+    finally:
+        client.close()
+
+
+__all__ = [
+    "DEPENDS_LABEL",
+    "PROJECT_LABEL",
+    "SERVICE_LABEL",
+    "HealthProbe",
+    "StackContainer",
+    "StackRead",
+    "container_of",
+    "docker_client",
+    "parse_depends",
+    "read_stack",
+]
