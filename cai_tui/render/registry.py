@@ -9,8 +9,11 @@ from .cai_env import CaiEnv
 from .compose import Compose, VllmRun
 from .helm import HelmInstall
 from .kata import CniConf, CtrRun, GpuBindScript, VllmServe
+from .kata_config import KataConfigPatch
+from .kata_hook import KataHook
 from .kms_secret import KmsSecret
 from .tng import TngClient
+from .vllm_dockerfile import VllmDockerfile
 
 _RENDERERS: dict[str, Renderer] = {
     r.kind: r
@@ -27,6 +30,9 @@ _RENDERERS: dict[str, Renderer] = {
         GpuBindScript(),
         CtrRun(),
         VllmServe(),
+        KataHook(),
+        KataConfigPatch(),
+        VllmDockerfile(),
     )
 }
 
