@@ -122,6 +122,8 @@ EXAMPLES: dict[str, list[str]] = {
         "Error: resource uri path must be 3 instead of 2",
         'ErrorInformation { error_type: ".../errors/PluginNotFound", detail: "Plugin aliyun not found" }',
         "Request path /kbs/v0/resource/default/model_key is invalid",
+        'failed to get resource, GetResource { source: KbsClientError("illegal resource uri: invalid kbs resource '
+        'uri, should be kbs://<addr-of-kbs>/<repo>/<type>/<tag>") }',
     ],
     "kbs-policy-deny": [
         'KBS Server Internal Failed, Response: ErrorInformation { error_type: "https://github.com/confidential-'
@@ -229,6 +231,8 @@ EXAMPLES: dict[str, list[str]] = {
     "gpu-missing": [
         "No devices were found",
         "RuntimeError: No CUDA GPUs are available",
+        "RuntimeError: Failed to infer device type, please set the environment variable `VLLM_LOGGING_LEVEL=DEBUG` "
+        "to turn on verbose logging to help debug the issue.",
     ],
     "docker-nvidia-runtime-missing": [
         'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].',
