@@ -234,6 +234,83 @@ def plan_bucket_policy(loaded: Any) -> list[PlanStep]:
     ]
 
 
+def plan_start_stack(loaded: Any) -> list[PlanStep]:
+    """CAI-5.2 (and, with deploy_with compose, CAI-5.4): files by SFTP, compose up --wait, watch until healthy."""
+    answers = _answers(loaded)
+    notes: list[str] = []
+    recipe = _recipe_path(loaded, notes)
+    s = answers.service
+    wrote = f"writes {s.env_file} (0600, secrets resolved only there)"
+    if s.deploy_with == "compose":
+        wrote += f" and {s.compose_file}, then runs docker compose up -d --wait (the CAI stack and vLLM)"
+    else:
+        wrote += f", runs the CAI stack ({s.cai_compose_file}) with up -d --wait and writes vllm-run.sh for CAI-5.3"
+    base = [CLI, "deploy", "--recipe", recipe]
+    return [
+        PlanStep(
+            "show the files and commands the deployment runs",
+            [*base, "--dry-run"],
+            where="workstation",
+            changes="nothing",
+        ),
+        PlanStep(
+            "deploy to the instance and wait until the containers are healthy",
+            [*base, "--yes"],
+            where="workstation",
+            changes=f"on the instance: {wrote} (an existing file is kept as FILE.bak)",
+            notes=tuple(notes),
+        ),
+    ]
+
+
+def plan_troubleshoot(loaded: Any) -> list[PlanStep]:
+    _answers(loaded)
+    notes: list[str] = []
+    recipe = _recipe_path(loaded, notes)
+    return [
+        PlanStep(
+            "match the failing containers against the FAQ and confirm with the related checks (CAI-F1..F4)",
+            [CLI, "troubleshoot", "--recipe", recipe],
+            where="workstation",
+            changes="nothing: container states and logs are read, the deployed cai.env is compared with the recipe",
+            notes=tuple(notes),
+        )
+    ]
+
+
+def plan_bundle(loaded: Any) -> list[PlanStep]:
+    _answers(loaded)
+    notes: list[str] = []
+    recipe = _recipe_path(loaded, notes)
+    return [
+        PlanStep(
+            "collect a support bundle, secrets removed (CAI-F5)",
+            [CLI, "bundle", "--recipe", recipe, "-o", "cai-diagnostic.tar.gz"],
+            where="workstation",
+            changes="writes cai-diagnostic.tar.gz here (versions, doctor results, container states and logs, scrubbed)",
+            notes=tuple(notes),
+        )
+    ]
+
+
+def plan_kms_secret(loaded: Any) -> list[PlanStep]:
+    answers = _answers(loaded)
+    notes: list[str] = []
+    recipe = _recipe_path(loaded, notes)
+    if answers.kms.access_key_id is None or answers.kms.access_key_secret is None:
+        notes.append("answers.kms.access_key_id/_secret are not set: create the secret in the KMS console instead")
+    base = [CLI, "kms", "create-secret", "--recipe", recipe]
+    return [
+        PlanStep("show the secret that will be created", [*base, "--dry-run"], changes="nothing", notes=tuple(notes)),
+        PlanStep(
+            "create the model key's secret in KMS and read it back (CAI-2.6)",
+            [*base, "--yes"],
+            changes=f"creates the KMS secret {answers.kms.secret_name} (an existing one is left alone without --update)",
+            notes=tuple(notes),
+        ),
+    ]
+
+
 _ACTIONS: dict[str, ActionSpec] = {
     spec.id: spec
     for spec in (
@@ -244,6 +321,11 @@ _ACTIONS: dict[str, ActionSpec] = {
         ActionSpec(
             "oss.apply_bucket_policy", "Grant the instance read access to the bucket", "cai", plan_bucket_policy
         ),
+        ActionSpec("kms.create_secret", "Create the model key's KMS secret", "cai", plan_kms_secret),
+        ActionSpec("cai.start_stack", "Start the CAI stack on the instance", "cai", plan_start_stack),
+        ActionSpec("cai.deploy", "Deploy the CAI stack and vLLM", "cai", plan_start_stack),
+        ActionSpec("cai.troubleshoot", "Troubleshoot the CAI containers", "cai", plan_troubleshoot),
+        ActionSpec("bundle.collect", "Collect a support bundle", "cai", plan_bundle),
     )
 }
 

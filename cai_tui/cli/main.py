@@ -8,12 +8,15 @@ import typer
 
 from .. import __version__
 from .bundle_cmd import bundle_command
+from .deploy_cmd import deploy_command
 from .doctor_cmd import doctor_command
+from .kms_cmd import kms_app
 from .lab_cmd import lab_app
 from .model_cmd import model_app
 from .recipe_cmd import recipe_app
 from .render_cmd import render_command
 from .stages_cmd import stages_command
+from .troubleshoot_cmd import troubleshoot_command
 
 app = typer.Typer(
     name="cai-tui",
@@ -28,10 +31,13 @@ app = typer.Typer(
 app.add_typer(recipe_app, name="recipe")
 app.add_typer(lab_app, name="lab")
 app.add_typer(model_app, name="model")
+app.add_typer(kms_app, name="kms")
 app.command("stages")(stages_command)
 app.command("doctor")(doctor_command)
 app.command("bundle")(bundle_command)
 app.command("render")(render_command)
+app.command("deploy")(deploy_command)
+app.command("troubleshoot")(troubleshoot_command)
 
 
 def _version(value: bool) -> None:

@@ -18,6 +18,7 @@ BEIJING = REPO / "recipes" / "cai-qwen2.5-3b-beijing.yaml"
 H = "/home/u"
 PUBLIC_PW = f"{H}/cai-home/config/public-model-password"
 MODEL_IDS = {"model.download", "model.encrypt", "model.upload", "model.use_public", "oss.apply_bucket_policy"}
+STACK_IDS = {"kms.create_secret", "cai.start_stack", "cai.deploy", "cai.troubleshoot", "bundle.collect"}
 
 
 @pytest.fixture
@@ -32,8 +33,8 @@ def argvs(path: Path, action: str) -> list[list[str]]:
     return [s.argv for s in spec.plan(load_recipe(path))]
 
 
-def test_ids_cover_the_model_actions_of_the_stage_specs() -> None:
-    assert set(registry.all_ids()) == MODEL_IDS
+def test_ids_cover_the_actions_of_the_stage_specs() -> None:
+    assert set(registry.all_ids()) == MODEL_IDS | STACK_IDS
     assert registry.get("nope.nothing") is None
     for i in registry.all_ids():
         spec = registry.get(i)
@@ -131,15 +132,19 @@ def test_every_plan_parses_with_the_cli() -> None:
 
     from cai_tui.cli.main import app
 
-    model_group = typer.main.get_command(app).commands["model"]  # type: ignore[attr-defined]
+    root = typer.main.get_command(app)
     for path in (LAB, BEIJING):
         loaded = load_recipe(path)
         for i in registry.all_ids():
             spec = registry.get(i)
             assert spec is not None
             for step in spec.plan(loaded):
-                assert step.argv[:2] == ["cai-tui", "model"] and step.where == "workstation" and step.changes
-                model_group.commands[step.argv[2]].make_context(step.argv[2], list(step.argv[3:]))
+                assert step.argv[0] == "cai-tui" and step.where == "workstation" and step.changes
+                command = root.commands[step.argv[1]]  # type: ignore[attr-defined]
+                rest = list(step.argv[2:])
+                if hasattr(command, "commands"):  # a group: model …, kms …
+                    command, rest = command.commands[rest[0]], rest[1:]
+                command.make_context(step.argv[1], rest)
 
 
 @pytest.mark.usefixtures("_home")
