@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from .common import load_or_report
+
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
@@ -45,7 +47,6 @@ def run_bundle(*, output: Path, recipe: Path | None, target: str | None, pseudon
     import asyncio
 
     from ..bundle import BundleOptions, build_bundle
-    from ..recipe import RecipeError, load_recipe
     from .doctor_cmd import build_targets, close_targets, doctor_document, role_for, waived_failures
 
     if not timeout > 0:
@@ -60,11 +61,8 @@ def run_bundle(*, output: Path, recipe: Path | None, target: str | None, pseudon
         return EXIT_USAGE
     loaded = None
     if recipe is not None:
-        try:
-            loaded = load_recipe(recipe)
-        except RecipeError as e:
-            for p in e.problems:
-                _err(str(p))
+        loaded = load_or_report(recipe)
+        if loaded is None:
             return EXIT_USAGE
     rec = loaded.recipe if loaded is not None else None
     flow = rec.flow if rec is not None else None

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
 
+from .common import hidden_prompter, load_or_report
+
 if TYPE_CHECKING:
     from ..recipe import CaiRecipe, KataRecipe
     from ..targets.base import Target
@@ -108,16 +110,6 @@ def resolve_target(spec: str | None, rec: CaiRecipe | KataRecipe) -> Target:
         raise DeployInputError(str(e).splitlines()[0]) from None
 
 
-def _prompter() -> Any:
-    if not sys.stdin.isatty():
-        return None
-
-    def ask(field: str) -> str:
-        return str(typer.prompt(f"{field} (input hidden)", hide_input=True, err=True))
-
-    return ask
-
-
 def run_deploy(
     *,
     recipe: Path | None,
@@ -132,7 +124,6 @@ def run_deploy(
     import asyncio
 
     from ..deploy.plan import DeployInputError, build_plan, check_project, parse_compose_cmd
-    from ..recipe import RecipeError, load_recipe
 
     if recipe is None:
         _err("cai-tui deploy: --recipe FILE is required")
@@ -140,11 +131,8 @@ def run_deploy(
     if not timeout > 0:
         _err(f"cai-tui deploy: --timeout must be a positive number of seconds, not {timeout:g}")
         return EXIT_INPUT
-    try:
-        loaded = load_recipe(recipe)
-    except RecipeError as e:
-        for p in e.problems:
-            _err(str(p))
+    loaded = load_or_report(recipe)
+    if loaded is None:
         return EXIT_INPUT
     rec = loaded.recipe
     try:
@@ -222,7 +210,7 @@ async def _deploy(
             _say(out, "→ " + text)
 
         report = await execute(
-            target, rec, report, options, engine, prompt=_prompter(), on_line=on_line, on_event=on_event
+            target, rec, report, options, engine, prompt=hidden_prompter(), on_line=on_line, on_event=on_event
         )
         for line in result_lines(report):
             _say(out, line)

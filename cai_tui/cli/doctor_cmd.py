@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from .common import load_or_report
+
 if TYPE_CHECKING:
     from ..checks.base import CheckSpec
     from ..checks.runner import CheckOutcome
@@ -102,18 +104,15 @@ def run_doctor(
     from ..checks.base import CheckContext
     from ..checks.registry import all_checks
     from ..checks.runner import run_checks
-    from ..recipe import REDACTOR, RecipeError, load_recipe
+    from ..recipe import REDACTOR
 
     if not timeout > 0:
         _err(f"cai-tui doctor: --timeout must be a positive number of seconds, not {timeout:g}")
         return EXIT_USAGE
     loaded = None
     if recipe is not None:
-        try:
-            loaded = load_recipe(recipe)
-        except RecipeError as e:
-            for p in e.problems:
-                _err(str(p))
+        loaded = load_or_report(recipe)
+        if loaded is None:
             return EXIT_USAGE
     rec = loaded.recipe if loaded is not None else None
     flow = rec.flow if rec is not None else None

@@ -16,6 +16,8 @@ from typing import Any
 
 import typer
 
+from .common import hidden_prompter
+
 kms_app = typer.Typer(help="The KMS secret holding the model key (CAI-2.6).", no_args_is_help=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -81,16 +83,6 @@ class _Out:
                 }
             self._write(sys.stdout, json.dumps(self.doc, ensure_ascii=False, indent=2))
         return code
-
-
-def _prompter() -> Any:
-    if not sys.stdin.isatty():
-        return None
-
-    def ask(field: str) -> str:
-        return str(typer.prompt(f"{field} (input hidden)", hide_input=True, err=True))
-
-    return ask
 
 
 def run_create_secret(
@@ -160,7 +152,7 @@ def run_create_secret(
         out.err(f"error: {exc}")
         return out.finish(exc.exit_code, "exists" if isinstance(exc, SecretExists) else "error", exc)
 
-    prompt = _prompter()
+    prompt = hidden_prompter()
     have_keys = r.answers.kms.access_key_id is not None and r.answers.kms.access_key_secret is not None
     if dry_run and not have_keys:
         out.say("dry run: nothing created or changed (no answers.kms.access_key_id/_secret, so KMS was not asked)")

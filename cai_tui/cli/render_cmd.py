@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from .common import hidden_prompter, load_or_report
+
 EXIT_OK, EXIT_DECLINED, EXIT_USAGE = 0, 1, 2
 
 
@@ -41,16 +43,6 @@ def _list() -> int:
     return EXIT_OK
 
 
-def _prompter():
-    if not sys.stdin.isatty():
-        return None
-
-    def ask(field: str) -> str:
-        return str(typer.prompt(f"{field} (input hidden)", hide_input=True))
-
-    return ask
-
-
 def run_render(
     *, kind: str | None, path: Path | None, recipe: Path | None, write: bool, yes: bool, list_kinds: bool
 ) -> int:
@@ -59,7 +51,7 @@ def run_render(
     import difflib
     import os
 
-    from ..recipe import REDACTOR, RecipeError, SecretUnavailable, load_recipe
+    from ..recipe import REDACTOR, SecretUnavailable
     from ..recipe.yaml_io import atomic_write
     from ..render import RenderError, registry
 
@@ -77,14 +69,11 @@ def run_render(
     if recipe is None:
         _err("cai-tui render: --recipe FILE is required")
         return EXIT_USAGE
-    try:
-        loaded = load_recipe(recipe)
-    except RecipeError as e:
-        for p in e.problems:
-            _err(str(p))
+    loaded = load_or_report(recipe)
+    if loaded is None:
         return EXIT_USAGE
     try:
-        out = renderer.render(loaded.recipe, resolve=write, prompt=_prompter() if write else None)
+        out = renderer.render(loaded.recipe, resolve=write, prompt=hidden_prompter() if write else None)
     except (RenderError, SecretUnavailable) as e:
         _err(f"cai-tui render {kind}: {e}")
         return EXIT_USAGE

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from .common import load_or_report
+
 if TYPE_CHECKING:
     from ..targets.base import Target
 
@@ -103,7 +105,7 @@ def run_troubleshoot(
 ) -> int:
     import asyncio
 
-    from ..recipe import REDACTOR, RecipeError, load_recipe
+    from ..recipe import REDACTOR
     from ..troubleshoot import TroubleshootError, TroubleshootOptions, troubleshoot
     from .doctor_cmd import close_targets
 
@@ -119,11 +121,8 @@ def run_troubleshoot(
         return EXIT_USAGE
     loaded = None
     if recipe is not None:
-        try:
-            loaded = load_recipe(recipe)
-        except RecipeError as e:
-            for p in e.problems:
-                _err(str(p))
+        loaded = load_or_report(recipe)
+        if loaded is None:
             return EXIT_USAGE
     rec = loaded.recipe if loaded is not None else None
     flow = rec.flow if rec is not None else None
