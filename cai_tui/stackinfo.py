@@ -1,10 +1,9 @@
-"""Reading the CAI stack's containers from a Docker engine: one place for the support bundle and the troubleshooter.
-
-Compose labels say which project and service a container belongs to; ``docker inspect`` says its state, health log,
-exit code and restart count; ``docker logs --timestamps`` the last lines. The engine is the local one (DOCKER_HOST or
-the socket) or an ``ssh://`` URL, which the docker SDK reaches through paramiko with the system's known hosts and
-unknown host keys rejected (see :func:`cai_tui.checks.instance.containers.docker_url_for`). Blocking: call it in a
-worker thread.
+"""Reading the CAI stack's containers from a Docker engine: one place for the support bundle, the troubleshooter and
+the cai.containers check. Compose labels say which project and service a container belongs to; ``docker inspect``
+says its state, health log, exit code and restart count; ``docker logs --timestamps`` the last lines. The local
+engine (DOCKER_HOST or the socket) is read with the docker SDK (:func:`read_stack`, blocking: call it in a worker
+thread); an instance reached over SSH with the docker CLI through our SSH target (:func:`read_stack_via`), because
+the SDK's ssh:// transport would check host keys only against ~/.ssh/known_hosts and ignore the recipe's.
 """
 
 from __future__ import annotations
@@ -164,6 +163,65 @@ def read_stack(
         client.close()
 
 
+async def read_stack_via(
+    target: Any,
+    timeout: float,
+    *,
+    tail: int,
+    select: Callable[[dict[str, set[str]]], Iterable[str]],
+) -> StackRead:
+    """:func:`read_stack` through a :mod:`cai_tui.targets` target running the ``docker`` CLI (an SSH target: its
+    host key was verified with the recipe's known_hosts when it connected, which the docker SDK's ssh:// transport
+    would not use). Raises RuntimeError with docker's own message when the CLI fails."""
+    import json
+    import shlex
+    from types import SimpleNamespace
+
+    async def docker(*args: str) -> str:
+        r = await target.run(["docker", *args], timeout=timeout)
+        if r.rc != 0:
+            why = (r.stderr.strip() or r.stdout.strip() or f"exit code {r.rc}").splitlines()[-1]
+            raise RuntimeError(f"`docker {args[0]}` on {target.name} failed: {why}")
+        return str(r.stdout)
+
+    ids = (await docker("ps", "-a", "-q", "--no-trunc", "--filter", f"label={SERVICE_LABEL}")).split()
+    docs: list[dict[str, Any]] = []
+    if ids:
+        r = await target.run(["docker", "inspect", "--type", "container", *ids], timeout=timeout)
+        try:
+            docs = [d for d in json.loads(r.stdout or "[]") if isinstance(d, dict)]  # a vanished id: rc 1, rest printed
+        except ValueError:
+            raise RuntimeError(f"`docker inspect` on {target.name} failed: {r.stderr.strip()}") from None
+    conts = []
+    for d in docs:
+        state = d.get("State") or {}
+        conts.append(
+            SimpleNamespace(
+                attrs=d,
+                labels=(d.get("Config") or {}).get("Labels") or {},
+                name=str(d.get("Name") or "").lstrip("/"),
+                id=str(d.get("Id") or ""),
+                status=str(state.get("Status") or ""),
+            )
+        )
+    projects: dict[str, set[str]] = {}
+    for c in conts:
+        projects.setdefault(c.labels.get(PROJECT_LABEL, ""), set()).add(c.labels.get(SERVICE_LABEL, ""))
+    wanted = set(select(projects))
+    out: list[StackContainer] = []
+    for c in conts:
+        if c.labels.get(PROJECT_LABEL, "") not in wanted:
+            continue
+        logs = b""
+        if tail > 0:  # one stream, in the order the container wrote it (as the SDK's logs())
+            cmd = f"docker logs --timestamps --tail {int(tail)} {shlex.quote(c.id)} 2>&1"
+            r = await target.run(["sh", "-c", cmd], timeout=timeout)
+            logs = str(r.stdout).encode("utf-8")
+        out.append(container_of(c, logs))
+    out.sort(key=lambda c: (c.project, c.name))
+    return StackRead(projects, out)
+
+
 __all__ = [
     "DEPENDS_LABEL",
     "PROJECT_LABEL",
@@ -175,4 +233,5 @@ __all__ = [
     "docker_client",
     "parse_depends",
     "read_stack",
+    "read_stack_via",
 ]

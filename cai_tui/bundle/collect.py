@@ -233,14 +233,24 @@ async def collect_doctor(opts: BundleOptions, c: _Collected) -> None:
     c.put("doctor.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
-def _containers_blocking(url: str | None, timeout: float, tail: int) -> list[tuple[str, dict[str, Any], bytes]]:
-    from ..stackinfo import read_stack
+def _stack_projects(projects: dict[str, set[str]]) -> set[str]:
     from ._stack import CAI_PROJECT, CAI_SERVICES
 
-    def select(projects: dict[str, set[str]]) -> set[str]:
-        return {p for p, services in projects.items() if services & set(CAI_SERVICES)} | {CAI_PROJECT}
+    return {p for p, services in projects.items() if services & set(CAI_SERVICES)} | {CAI_PROJECT}
 
-    found = read_stack(url, timeout, tail=tail, select=select)
+
+def _containers_blocking(url: str | None, timeout: float, tail: int) -> list[tuple[str, dict[str, Any], bytes]]:
+    from ..stackinfo import read_stack
+
+    found = read_stack(url, timeout, tail=tail, select=_stack_projects)
+    return [(c.name, c.state_doc(), c.logs) for c in found.containers]
+
+
+async def _containers_via(target: Target, timeout: float, tail: int) -> list[tuple[str, dict[str, Any], bytes]]:
+    """Over SSH: the docker CLI through our target (its host key checked with the recipe's known_hosts)."""
+    from ..stackinfo import read_stack_via
+
+    found = await read_stack_via(target, timeout, tail=tail, select=_stack_projects)
     return [(c.name, c.state_doc(), c.logs) for c in found.containers]
 
 
@@ -253,12 +263,17 @@ async def collect_containers(opts: BundleOptions, c: _Collected) -> None:
     if why_not is not None:
         c.fail("containers", f"not collected: {why_not}")
         return
-    engine = url or "the local Docker engine"
+    via_cli = target.name.startswith("ssh://")
+    engine = (
+        f"the Docker engine of {target.name} (docker CLI over SSH)" if via_cli else url or "the local Docker engine"
+    )
     try:
-        found = await asyncio.wait_for(
-            asyncio.to_thread(_containers_blocking, url, opts.command_timeout, opts.log_tail),
-            opts.command_timeout * 4,
+        reading = (
+            _containers_via(target, opts.command_timeout, opts.log_tail)
+            if via_cli
+            else asyncio.to_thread(_containers_blocking, url, opts.command_timeout, opts.log_tail)
         )
+        found = await asyncio.wait_for(reading, opts.command_timeout * 4)
     except Exception as e:  # docker.errors.DockerException, paramiko's, requests', a timeout: all say why
         c.fail("containers", f"cannot ask {engine}: {str(e).strip() or type(e).__name__}")
         return

@@ -50,7 +50,7 @@ def _engine_url(opts: TroubleshootOptions) -> str | None:
     if opts.docker_url:
         return opts.docker_url
     target = opts.targets.get(ENGINE_ROLE)
-    if target is None:
+    if target is None or _cli_target(opts) is not None:
         return None
     from ..checks.instance.containers import docker_url_for
 
@@ -84,6 +84,14 @@ def _primary(faq_id: str, evid: list[EvidenceLine]) -> EvidenceLine:
         return evid[0]
     telling = [e for e in evid if TELLING_RE.search(e.line)]
     return (telling or evid)[-1]
+
+
+def _cli_target(opts: TroubleshootOptions) -> Target | None:
+    """An SSH instance target: its engine is asked with the docker CLI through it (host key already verified)."""
+    target = opts.targets.get(ENGINE_ROLE)
+    if opts.docker_url or target is None or not target.name.startswith("ssh://"):
+        return None
+    return target
 
 
 async def _deployed(opts: TroubleshootOptions, secret_dir: str, notes: list[str]) -> Deployed | None:
@@ -174,7 +182,9 @@ async def troubleshoot(options: TroubleshootOptions) -> TroubleshootReport:
         raise InputError(f"--timeout {opts.timeout:g}: a positive number of seconds")
     kb = opts.kb if opts.kb is not None else default_kb()
     scrubber, _ = prepare_scrubber(opts.loaded)
-    view = await read_view(_engine_url(opts), project=opts.project, tail=opts.tail, timeout=opts.timeout)
+    view = await read_view(
+        _engine_url(opts), project=opts.project, tail=opts.tail, timeout=opts.timeout, target=_cli_target(opts)
+    )
     shown = view.containers
     if opts.services and view.project is not None:
         have = sorted({i.c.service for i in view.containers})

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ..faq.matcher import CRASH_LOOP_RESTARTS, Observation, lines_from_text
-from ..stackinfo import NEVER, StackContainer, read_stack
+from ..stackinfo import NEVER, StackContainer, read_stack, read_stack_via
 
 CAI_PROJECT = "cai-docker"
 STACK_SERVICES = ("oss", "attestation-agent", "tng", "confidential-data-hub", "cachefs", "inference")
@@ -148,10 +148,17 @@ class StackView:
     containers: list[Inspected]
 
 
-async def read_view(url: str | None, *, project: str | None, tail: int, timeout: float) -> StackView:
+async def read_view(
+    url: str | None, *, project: str | None, tail: int, timeout: float, target: Any = None
+) -> StackView:
     """The chosen project's containers, classified. InputError for an unknown project, EngineError when the engine
-    cannot be asked within ``timeout`` (× 4 for the whole read)."""
-    engine = url or "the local Docker engine (DOCKER_HOST or /var/run/docker.sock)"
+    cannot be asked within ``timeout`` (× 4 for the whole read). With ``target`` (an SSH target) the docker CLI is
+    run through it instead of the SDK."""
+    engine = (
+        f"the Docker engine of {target.name} (docker CLI over SSH)"
+        if target is not None
+        else url or "the local Docker engine (DOCKER_HOST or /var/run/docker.sock)"
+    )
     chosen: list[str | None] = [None]
 
     def select(projects: dict[str, set[str]]) -> set[str]:
@@ -159,9 +166,12 @@ async def read_view(url: str | None, *, project: str | None, tail: int, timeout:
         return {chosen[0]} if chosen[0] is not None else set()
 
     try:
-        read = await asyncio.wait_for(
-            asyncio.to_thread(read_stack, url, timeout, tail=tail, select=select), timeout * 4
+        reading = (
+            read_stack_via(target, timeout, tail=tail, select=select)
+            if target is not None
+            else asyncio.to_thread(read_stack, url, timeout, tail=tail, select=select)
         )
+        read = await asyncio.wait_for(reading, timeout * 4)
     except TroubleshootError:
         raise
     except asyncio.TimeoutError:

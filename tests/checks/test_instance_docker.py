@@ -36,6 +36,32 @@ def run_ids(target: object, ids: Iterable[str], timeout: float = 20.0) -> dict[s
     return {o.id: o for o in asyncio.run(run_checks(list(all_checks().values()), ctx, only=list(ids), timeout=timeout))}
 
 
+def run_over_ssh(workdir: Path, ids: Iterable[str]) -> dict[str, CheckOutcome]:
+    """``run_ids`` with an ssh:// instance: a real sshd on 127.0.0.1 (as root, this machine and its engine)."""
+    from cai_tui.targets.ssh import SshTarget
+    from tests.targets.sshd_lab import make_sshd
+
+    if os.geteuid() != 0:
+        pytest.fail("the SSH variant logs in as this user and needs its docker access: run it as root")
+    server = make_sshd(workdir / f"sshd-{uuid.uuid4().hex[:6]}")
+    server.start()
+    known = server.workdir / "client_known_hosts"
+    known.write_text(server.known_hosts_line())
+    target = SshTarget(
+        f"ssh://{server.user}@127.0.0.1:{server.port}",
+        known_hosts=known,
+        identity_file=server.client_key,
+        use_agent=False,
+        look_for_keys=False,
+        ssh_config=None,
+    )
+    try:
+        return run_ids(target, ids)
+    finally:
+        asyncio.run(target.close())
+        server.stop()
+
+
 def expect(out: dict[str, CheckOutcome], check_id: str, status: str, faq: str | None = None) -> Result:
     r = out[check_id].result
     assert r.status == status, f"{check_id}: {r.status} {r.summary}"
@@ -204,7 +230,7 @@ def stack(engine: str) -> Iterator[Stack]:
 HEALTHY = ("oss", "attestation-agent", "confidential-data-hub")
 
 
-def test_stack_with_an_unhealthy_and_an_exited_service_fails_naming_them(stack: Stack) -> None:
+def test_stack_with_an_unhealthy_and_an_exited_service_fails_naming_them(stack: Stack, tmp_path: Path) -> None:
     names = {svc: stack.add("cai-docker", svc, "healthy") for svc in HEALTHY}
     tng = stack.add("cai-docker", "tng", "unhealthy")
     cachefs = stack.add("cai-docker", "cachefs", "exits")
@@ -225,6 +251,11 @@ def test_stack_with_an_unhealthy_and_an_exited_service_fails_naming_them(stack: 
     )
     assert r.data["project"] == "cai-docker" and r.data["missing"] == []
     assert r.data["services"]["cachefs"][0]["exit_code"] == 1
+
+    # the same engine asked over SSH (real sshd on loopback; the docker CLI through our target, host key checked)
+    ssh_r = expect(run_over_ssh(tmp_path, ["cai.containers"]), "cai.containers", "fail")
+    assert ssh_r.summary == r.summary and ssh_r.data["services"] == r.data["services"]
+    assert "Gocryptfs decryption mount failed: password incorrect" in "\n".join(e.observed for e in ssh_r.evidence)
 
     # fixed: every service up and healthy
     stack.remove(tng)

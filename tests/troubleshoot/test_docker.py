@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -230,3 +231,80 @@ def test_engine_start_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         assert top["faq_id"] == "fuse-unavailable" and top["evidence"]["source"].endswith("(State.Error)")
     finally:
         stack.remove_project(p)
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Any]:
+    import os
+
+    from tests.targets.sshd_lab import make_sshd
+
+    if os.geteuid() != 0:
+        pytest.fail("the SSH troubleshoot test logs in as this user and needs its docker access: run it as root")
+    server = make_sshd(tmp_path / "sshd")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_over_ssh_reads_the_same_stack_through_the_docker_cli(
+    failing_stack: Stack, sshd: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An ssh:// instance: the docker CLI runs through our SSH target (host key checked against the known_hosts we
+    name, which the docker SDK's ssh transport would ignore); the findings equal those read from the local socket."""
+    import asyncio
+
+    from cai_tui.targets.ssh import SshTarget
+    from cai_tui.troubleshoot import TroubleshootOptions, troubleshoot
+
+    known = tmp_path / "known_hosts"
+    known.write_text(sshd.known_hosts_line())
+    uri = f"ssh://{sshd.user}@127.0.0.1:{sshd.port}"
+
+    async def over_ssh() -> Any:
+        target = SshTarget(
+            uri, known_hosts=known, identity_file=sshd.client_key, use_agent=False, look_for_keys=False, ssh_config=None
+        )
+        try:
+            return await troubleshoot(
+                TroubleshootOptions(targets={"instance": target}, project=failing_stack.project, confirm=False)
+            )
+        finally:
+            await target.close()
+
+    remote = asyncio.run(over_ssh())
+    _, local = as_doc(capsys, "--project", failing_stack.project)
+    doc = json.loads(remote.to_json())
+    assert "over SSH" in doc["engine"] and uri.split("@")[0] in doc["engine"]
+    # (the healthcheck runs every second, so a health-log line's time moves between the two reads; log lines do not)
+    key = lambda f: (  # noqa: E731
+        f["service"],
+        f["rank"],
+        f["faq_id"],
+        f["evidence"]["line"],
+        f["evidence"]["time"] if f["evidence"]["source"].startswith("docker logs") else None,
+    )
+    assert sorted(map(key, doc["findings"])) == sorted(map(key, local["findings"]))
+    assert {c["container"]: c["condition"] for c in doc["containers"]} == {
+        c["container"]: c["condition"] for c in local["containers"]
+    }
+
+    async def unknown_host() -> Any:
+        target = SshTarget(
+            uri,
+            known_hosts=tmp_path / "empty",
+            identity_file=sshd.client_key,
+            use_agent=False,
+            look_for_keys=False,
+            ssh_config=None,
+        )
+        try:
+            return await troubleshoot(TroubleshootOptions(targets={"instance": target}, confirm=False))
+        finally:
+            await target.close()
+
+    from cai_tui.troubleshoot import EngineError
+
+    (tmp_path / "empty").write_text("")
+    with pytest.raises(EngineError, match="host key"):
+        asyncio.run(unknown_host())

@@ -110,6 +110,31 @@ def _inspect_stack(url: str | None, timeout: float) -> list[ContainerFacts]:
         client.close()
 
 
+async def _inspect_via(target: Target, timeout: float) -> list[ContainerFacts]:
+    """Over SSH: the docker CLI through the target, so its host key is checked with the recipe's known_hosts."""
+    from ...stackinfo import read_stack_via
+
+    read = await read_stack_via(target, timeout, tail=LOG_TAIL, select=lambda projects: set(projects))
+    found = []
+    for c in read.containers:
+        if c.service not in CAI_SERVICES:
+            continue
+        facts = ContainerFacts(
+            name=c.name,
+            project=c.project,
+            service=c.service,
+            status=c.status,
+            health=c.health,
+            exit_code=c.exit_code,
+            health_output=c.health_log[-1].output.strip() if c.health_log else None,
+        )
+        if facts.bad:
+            text = c.logs.decode("utf-8", "replace")
+            facts.logs = [ln.split(" ", 1)[-1] for ln in text.splitlines() if ln.strip()][-LOG_TAIL:]
+        found.append(facts)
+    return found
+
+
 def _pick_project(found: list[ContainerFacts]) -> str:
     projects: dict[str, set[str]] = {}
     for f in found:
@@ -132,9 +157,17 @@ async def cai_containers(ctx: CheckContext) -> Result:
     url, why_not = docker_url_for(target)
     if why_not is not None:
         return make(ctx, "skip", f"needs a live Docker engine: {why_not}")
-    engine = url or "the local Docker engine (DOCKER_HOST or /var/run/docker.sock)"
+    via_cli = target.name.startswith("ssh://")
+    engine = (
+        f"the Docker engine of {target.name} (docker CLI over SSH)"
+        if via_cli
+        else url or "the local Docker engine (DOCKER_HOST or /var/run/docker.sock)"
+    )
     try:
-        found = await asyncio.to_thread(_inspect_stack, url, GPU_TIMEOUT * CMD_SHARE)
+        if via_cli:
+            found = await _inspect_via(target, GPU_TIMEOUT * CMD_SHARE)
+        else:
+            found = await asyncio.to_thread(_inspect_stack, url, GPU_TIMEOUT * CMD_SHARE)
     except Exception as e:  # docker.errors.DockerException, paramiko's and requests' errors: all say why
         text = str(e).strip() or type(e).__name__
         return make(
