@@ -25,7 +25,15 @@ EXIT_FOR = {
     "declined": EXIT_INPUT,
     "unreachable": EXIT_UNREACHABLE,
 }
-SYMBOL = {"healthy": "✓", "running": "✓", "completed": "✓", "failed": "✗", "timed_out": "…", "starting": "…"}
+SYMBOL = {
+    "healthy": "✓",
+    "running": "✓",
+    "completed": "✓",
+    "failed": "✗",
+    "waiting": "⏸",
+    "timed_out": "…",
+    "starting": "…",
+}
 
 
 @dataclass

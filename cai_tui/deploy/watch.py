@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..stackinfo import DEPENDS_LABEL, PROJECT_LABEL, SERVICE_LABEL, parse_depends
 from ..targets.base import Target
 
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
 ENGINE_TIMEOUT = 30.0
 LOG_TAIL = 5
 POLL_S = 0.5
@@ -69,8 +68,10 @@ class ContainerState:
     oom_killed: bool = False
     healthy_after_s: float | None = None  # from the engine's start time to the first passing probe it still logs
     health_output: str | None = None
-    verdict: str = "starting"  # healthy | running | completed | starting | failed | timed_out
+    verdict: str = "starting"  # healthy | running | completed | starting | failed | waiting | timed_out
     logs: list[str] = field(default_factory=list)
+    depends_on: tuple[str, ...] = ()  # compose services it waits for (compose's depends_on label)
+    waiting_on: tuple[str, ...] = ()  # those of them that failed, when it was never started because of them
 
     @property
     def state(self) -> str:
@@ -79,6 +80,8 @@ class ContainerState:
         if self.status == "missing":
             return "not created"
         if self.status == "created":
+            if self.waiting_on:
+                return f"created, not started: waiting on {', '.join(self.waiting_on)}, which failed"
             return "created (not started)"
         text = f"{self.status}, {self.health}" if self.health else self.status
         return text + (f", {self.restarts} restarts" if self.restarts else "")
@@ -137,6 +140,7 @@ def from_inspect(attrs: dict[str, Any]) -> ContainerState:
         oom_killed=bool(st.get("OOMKilled")),
         healthy_after_s=round(max(0.0, passed - started), 1) if passed is not None and started is not None else None,
         health_output=str(log[-1].get("Output", "")).strip() or None if log else None,
+        depends_on=tuple(parse_depends(labels.get(DEPENDS_LABEL))),
     )
 
 
@@ -278,6 +282,25 @@ class WatchResult:
     waited_s: float
 
 
+def _mark_waiting(states: list[ContainerState]) -> None:
+    """A container compose never started because a dependency failed is waiting, not failing on its own (compose's
+    ``depends_on … condition: service_healthy``: inference waits on cachefs, cachefs on oss and the data hub)."""
+    verdicts = {(s.project, s.service): s for s in states}
+    changed = True
+    while changed:  # a chain: inference waits on cachefs, which waits on confidential-data-hub
+        changed = False
+        for s in states:
+            if s.status != "created" or s.verdict != "failed" or not s.depends_on:
+                continue
+            bad = tuple(
+                d
+                for d in s.depends_on
+                if (dep := verdicts.get((s.project, d))) is not None and dep.verdict in ("failed", "waiting")
+            )
+            if bad:
+                s.verdict, s.waiting_on, changed = "waiting", bad, True
+
+
 async def snapshot(
     engine: Engine, projects: Sequence[str], ids: Sequence[str], expected: dict[str, list[str]], compose_done: bool
 ) -> list[ContainerState]:
@@ -293,6 +316,7 @@ async def snapshot(
                 states.append(ContainerState("", f"{project}-{service}-1", project, service, "missing", None, None))
     for s in states:
         s.verdict = classify(s, compose_done=compose_done)
+    _mark_waiting(states)
     states.sort(key=lambda s: (s.project, s.service, s.name))
     return states
 

@@ -110,6 +110,44 @@ def test_verdicts(document: dict, done: bool, verdict: str) -> None:
     assert classify(from_inspect(document), compose_done=done) == verdict
 
 
+def _service(status: str, service: str, depends: str | None = None, **kw: Any) -> dict:
+    d = doc(status, **kw)
+    d["Name"] = f"/cai-docker-{service}-1"
+    labels = d["Config"]["Labels"]
+    labels["com.docker.compose.service"] = service
+    if depends:
+        labels["com.docker.compose.depends_on"] = depends
+    return d
+
+
+def test_never_started_behind_a_failed_dependency_is_waiting_not_failed() -> None:
+    """compose's depends_on label: cachefs waits on confidential-data-hub (failed), inference on cachefs (a chain);
+    a created container whose dependency is healthy still counts as failed (compose gave up on it)."""
+    from cai_tui.deploy.watch import _mark_waiting
+
+    states = [
+        from_inspect(_service("exited", "confidential-data-hub", exit_code=101)),
+        from_inspect(_service("running", "oss", health="healthy")),
+        from_inspect(
+            _service("created", "cachefs", "oss:service_healthy:false,confidential-data-hub:service_healthy:false")
+        ),
+        from_inspect(_service("created", "inference", "cachefs:service_healthy:true")),
+        from_inspect(_service("created", "tng", "oss:service_healthy:false")),
+    ]
+    for st in states:
+        st.verdict = classify(st, compose_done=True)
+    _mark_waiting(states)
+    got = {st.service: (st.verdict, st.waiting_on) for st in states}
+    assert got == {
+        "confidential-data-hub": ("failed", ()),
+        "oss": ("healthy", ()),
+        "cachefs": ("waiting", ("confidential-data-hub",)),
+        "inference": ("waiting", ("cachefs",)),
+        "tng": ("failed", ()),
+    }
+    assert states[3].state == "created, not started: waiting on cachefs, which failed"
+
+
 def test_inspect_fields_and_times() -> None:
     s = from_inspect(doc("running", health="healthy"))
     assert (s.name, s.project, s.service, s.health) == ("cai-docker-oss-1", "cai-docker", "oss", "healthy")
