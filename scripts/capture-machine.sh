@@ -15,6 +15,8 @@ c conf-compute-f nvidia-smi conf-compute -f
 c conf-compute-grs nvidia-smi conf-compute -grs
 c conf-compute-q nvidia-smi conf-compute -q
 c conf-compute-help nvidia-smi conf-compute -h
+# per GPU (the gpu.cc_mode check asks each index): conf-compute-f-i0.txt, conf-compute-f-i1.txt, …
+for i in $(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null); do c "conf-compute-f-i$i" nvidia-smi conf-compute -f -i "$i"; done
 c nvidia-smi-version nvidia-smi --version
 c proc-driver-version cat /proc/driver/nvidia/version
 c proc-driver-gpus sh -c 'for d in /proc/driver/nvidia/gpus/*; do echo "== $d"; cat "$d/information"; done'
