@@ -8,7 +8,7 @@ the SDK's ssh:// transport would check host keys only against ~/.ssh/known_hosts
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,6 +163,20 @@ def read_stack(
         client.close()
 
 
+async def inspect_via(target: Any, ids: Sequence[str], timeout: float) -> list[dict[str, Any]]:
+    """``docker inspect`` documents of ``ids`` through a target's docker CLI. A container that vanished meanwhile
+    makes docker exit 1 but the others are still printed; RuntimeError only when nothing parseable came back."""
+    import json
+
+    if not ids:
+        return []
+    r = await target.run(["docker", "inspect", "--type", "container", *ids], timeout=timeout)
+    try:
+        return [d for d in json.loads(r.stdout or "[]") if isinstance(d, dict)]
+    except ValueError:
+        raise RuntimeError(f"`docker inspect` on {target.name} failed: {r.stderr.strip()}") from None
+
+
 async def read_stack_via(
     target: Any,
     timeout: float,
@@ -173,7 +187,6 @@ async def read_stack_via(
     """:func:`read_stack` through a :mod:`cai_tui.targets` target running the ``docker`` CLI (an SSH target: its
     host key was verified with the recipe's known_hosts when it connected, which the docker SDK's ssh:// transport
     would not use). Raises RuntimeError with docker's own message when the CLI fails."""
-    import json
     import shlex
     from types import SimpleNamespace
 
@@ -185,13 +198,7 @@ async def read_stack_via(
         return str(r.stdout)
 
     ids = (await docker("ps", "-a", "-q", "--no-trunc", "--filter", f"label={SERVICE_LABEL}")).split()
-    docs: list[dict[str, Any]] = []
-    if ids:
-        r = await target.run(["docker", "inspect", "--type", "container", *ids], timeout=timeout)
-        try:
-            docs = [d for d in json.loads(r.stdout or "[]") if isinstance(d, dict)]  # a vanished id: rc 1, rest printed
-        except ValueError:
-            raise RuntimeError(f"`docker inspect` on {target.name} failed: {r.stderr.strip()}") from None
+    docs = await inspect_via(target, ids, timeout)
     conts = []
     for d in docs:
         state = d.get("State") or {}

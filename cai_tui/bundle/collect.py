@@ -285,19 +285,8 @@ async def collect_containers(opts: BundleOptions, c: _Collected) -> None:
         c.put(f"containers/{safe}/logs.txt", logs)
 
 
-async def _home(target: Target, timeout: float) -> str | None:
-    from ..targets.local import LocalTarget
-
-    if isinstance(target, LocalTarget):
-        return os.path.expanduser("~")
-    try:
-        res = await target.run(["sh", "-c", 'printf %s "$HOME"'], timeout=timeout)
-    except Exception:
-        return None
-    return res.stdout.strip() or None if res.rc == 0 else None
-
-
 async def collect_files(opts: BundleOptions, c: _Collected) -> None:
+    from ..targets.home import home_of
     from ..targets.local import LocalTarget
 
     if opts.loaded is not None:
@@ -322,7 +311,7 @@ async def collect_files(opts: BundleOptions, c: _Collected) -> None:
     home: str | None = None
     for name, path in wanted:
         if path.startswith("~"):
-            home = home or await _home(target, opts.command_timeout)
+            home = home or await home_of(target, opts.command_timeout)
             if home is None:
                 c.fail(f"files: {name}", f"cannot tell the home directory on {target.name} for {path}")
                 continue

@@ -17,7 +17,6 @@ although compose has finished; anything else is still *starting*.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..stackinfo import DEPENDS_LABEL, PROJECT_LABEL, SERVICE_LABEL, parse_depends
+from ..stackinfo import DEPENDS_LABEL, PROJECT_LABEL, SERVICE_LABEL, inspect_via, parse_depends
 from ..targets.base import Target
 
 ENGINE_TIMEOUT = 30.0
@@ -245,14 +244,10 @@ class CliEngine:
         return (await self._docker("version", "--format", "{{.Server.Version}}")).strip()
 
     async def inspect(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        if not ids:
-            return []
-        r = await self.target.run(["docker", "inspect", "--type", "container", *ids], timeout=ENGINE_TIMEOUT)
         try:
-            docs = json.loads(r.stdout or "[]")  # a vanished id makes rc 1 but the others are still printed
-        except ValueError:
-            raise EngineUnavailable(f"`docker inspect` on {self.name} failed: {r.stderr.strip()}") from None
-        return [d for d in docs if isinstance(d, dict)]
+            return await inspect_via(self.target, ids, ENGINE_TIMEOUT)
+        except RuntimeError as e:
+            raise EngineUnavailable(str(e)) from None
 
     async def project_ids(self, project: str) -> list[str]:
         out = await self._docker("ps", "-a", "-q", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={project}")

@@ -98,22 +98,15 @@ def parse_env(text: str) -> dict[str, str]:
     return out
 
 
-async def _home(target: Target) -> str | None:
-    from ..targets.local import LocalTarget
-
-    if isinstance(target, LocalTarget):
-        return os.path.expanduser("~")
-    r = await target.run(["sh", "-c", 'printf %s "$HOME"'], timeout=10)
-    return r.stdout.strip() or None if r.ok else None
-
-
 async def read_env(recipe: CaiRecipe, target: Target) -> tuple[str, str] | None:
     """(path, text) of answers.service.env_file on ``target``; None when it is not there."""
+    from ..targets.home import home_of
+
     path = str(recipe.answers.service.env_file)
     if path.startswith("~"):
-        home = await _home(target)
-        if home is None:
-            return None
+        home = await home_of(target)
+        if home is None:  # said, not mistaken for "no cai.env there"
+            raise OSError(f"cannot learn $HOME on {target.name} to find {path}")
         path = posixpath.join(home, path[1:].lstrip("/"))
     try:
         data = await target.read_file(path, max_bytes=MAX_ENV_BYTES)
