@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from .common import load_or_report
+from .common import load_or_report, run_closing
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -44,10 +44,9 @@ def _err(message: str) -> None:
 
 
 def run_bundle(*, output: Path, recipe: Path | None, target: str | None, pseudonymize: bool, timeout: float) -> int:
-    import asyncio
 
     from ..bundle import BundleOptions, build_bundle
-    from .doctor_cmd import build_targets, close_targets, doctor_document, role_for, waived_failures
+    from .doctor_cmd import build_targets, doctor_document, role_for, waived_failures
 
     if not timeout > 0:
         _err(f"cai-tui bundle: --timeout must be a positive number of seconds, not {timeout:g}")
@@ -87,14 +86,8 @@ def run_bundle(*, output: Path, recipe: Path | None, target: str | None, pseudon
         doctor_report=doctor_doc,
     )
 
-    async def go():  # type: ignore[no-untyped-def]
-        try:
-            return await build_bundle(opts)
-        finally:
-            await close_targets(targets)
-
     try:
-        report = asyncio.run(go())
+        report = run_closing(build_bundle(opts), targets)
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

@@ -4,13 +4,17 @@ Light imports only (``--help`` stays fast)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
     from ..recipe.yaml_io import LoadedRecipe
+    from ..targets.base import Target
+
+T = TypeVar("T")
 
 
 def load_or_report(path: Path | str) -> LoadedRecipe | None:
@@ -34,3 +38,25 @@ def hidden_prompter() -> Any:
         return str(typer.prompt(f"{field} (input hidden)", hide_input=True, err=True))
 
     return ask
+
+
+async def close_targets(targets: dict[str, Target]) -> None:
+    """Close each distinct target once; a failing close is ignored (it must not hide results)."""
+    for t in {id(t): t for t in targets.values()}.values():
+        try:
+            await t.close()
+        except Exception:
+            pass
+
+
+def run_closing(work: Coroutine[Any, Any, T], targets: dict[str, Target]) -> T:
+    """``asyncio.run(work)``, the targets closed afterwards whatever happened."""
+    import asyncio
+
+    async def go() -> T:
+        try:
+            return await work
+        finally:
+            await close_targets(targets)
+
+    return asyncio.run(go())

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from .common import load_or_report
+from .common import load_or_report, run_closing
 
 if TYPE_CHECKING:
     from ..checks.base import CheckSpec
@@ -98,7 +98,6 @@ def run_doctor(
     as_json: bool,
     timeout: float,
 ) -> int:
-    import asyncio
     import fnmatch
 
     from ..checks.base import CheckContext
@@ -140,14 +139,8 @@ def run_doctor(
         prompt=_prompt,
     )
 
-    async def go() -> list[CheckOutcome]:
-        try:
-            return await run_checks(specs, ctx, only=globs or None, timeout=timeout)
-        finally:
-            await close_targets(targets)
-
     try:
-        outcomes = asyncio.run(go())
+        outcomes = run_closing(run_checks(specs, ctx, only=globs or None, timeout=timeout), targets)
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
@@ -159,15 +152,6 @@ def run_doctor(
     else:
         _print_human(outcomes, waived, flow, loaded.source if loaded is not None else None)
     return EXIT_FAILED if failed_required else EXIT_OK
-
-
-async def close_targets(targets: dict[str, Target]) -> None:
-    """Close each distinct target once; a failing close is ignored (it must not hide results)."""
-    for t in {id(t): t for t in targets.values()}.values():
-        try:
-            await t.close()
-        except Exception:
-            pass
 
 
 def build_targets(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from .common import load_or_report
+from .common import load_or_report, run_closing
 
 if TYPE_CHECKING:
     from ..targets.base import Target
@@ -103,11 +103,9 @@ def run_troubleshoot(
     confirm: bool,
     timeout: float,
 ) -> int:
-    import asyncio
 
     from ..recipe import REDACTOR
     from ..troubleshoot import TroubleshootError, TroubleshootOptions, troubleshoot
-    from .doctor_cmd import close_targets
 
     name = "cai-tui troubleshoot"
     if lang not in ("en", "zh"):
@@ -142,14 +140,8 @@ def run_troubleshoot(
         timeout=timeout,
     )
 
-    async def go():  # type: ignore[no-untyped-def]
-        try:
-            return await troubleshoot(opts)
-        finally:
-            await close_targets(built)
-
     try:
-        report = asyncio.run(go())
+        report = run_closing(troubleshoot(opts), built)
     except TroubleshootError as e:
         _err(f"{name}: {REDACTOR.redact(str(e))}")
         return EXIT_ENGINE if e.exit_code == EXIT_ENGINE else EXIT_USAGE
