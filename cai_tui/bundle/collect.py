@@ -234,7 +234,7 @@ async def collect_doctor(opts: BundleOptions, c: _Collected) -> None:
 
 
 def _stack_projects(projects: dict[str, set[str]]) -> set[str]:
-    from ._stack import CAI_PROJECT, CAI_SERVICES
+    from ..checks.instance.containers import CAI_PROJECT, CAI_SERVICES
 
     return {p for p, services in projects.items() if services & set(CAI_SERVICES)} | {CAI_PROJECT}
 
@@ -255,8 +255,8 @@ async def _containers_via(target: Target, timeout: float, tail: int) -> list[tup
 
 
 async def collect_containers(opts: BundleOptions, c: _Collected) -> None:
+    from ..checks.instance.containers import docker_url_for
     from ..targets.local import LocalTarget
-    from ._stack import docker_url_for
 
     target = opts.targets.get(opts.role) or LocalTarget()
     url, why_not = docker_url_for(target)
@@ -447,8 +447,8 @@ async def build_bundle(opts: BundleOptions) -> BundleReport:
                     pseudo.add_host(host)
     # import the checks here, on this thread: the containers collector runs in a worker thread, and two threads
     # importing the same package at once can see it half-initialised
+    from ..checks.instance import containers  # noqa: F401
     from ..checks.registry import all_checks
-    from . import _stack  # noqa: F401
 
     all_checks()
     c = _Collected()

@@ -6,12 +6,15 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ...stackinfo import PROJECT_LABEL as PROJECT_LABEL  # re-exported: the label names live in stackinfo
+from ...stackinfo import SERVICE_LABEL
 from ..base import CheckContext, Evidence, Result
 from ..common import ev, make
 from ..registry import check
 from ._common import CMD_SHARE, FIX_DOCKER, GPU_TIMEOUT, ROLE, STAGE_STACK
 
 if TYPE_CHECKING:
+    from ...stackinfo import StackRead
     from ...targets.base import Target
 
 FIX_STACK = "cai-container-unhealthy"
@@ -21,8 +24,6 @@ FIX_STACK = "cai-container-unhealthy"
 
 CAI_PROJECT = "cai-docker"
 CAI_SERVICES = ("oss", "attestation-agent", "tng", "confidential-data-hub", "cachefs")
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
 LOG_TAIL = 5
 SERVICE_HINTS = {  # the seed's FAQ (CAI-F1..F4) and failure-catalog.md
     "oss": "oss fails when the instance cannot reach the bucket: check the bucket policy for the instance's IP "
@@ -74,47 +75,8 @@ def docker_url_for(target: Target) -> tuple[str | None, str | None]:
     return None, f"{target.name} has no Docker engine to ask (a capture or a mounted rootfs)"
 
 
-def _inspect_stack(url: str | None, timeout: float) -> list[ContainerFacts]:
-    import docker
-
-    client = (
-        docker.DockerClient(base_url=url, timeout=int(max(1, timeout)))
-        if url
-        else docker.from_env(timeout=int(max(1, timeout)))
-    )
-    try:
-        found: list[ContainerFacts] = []
-        for c in client.containers.list(all=True, filters={"label": SERVICE_LABEL}):
-            labels = c.labels or {}
-            service = labels.get(SERVICE_LABEL, "")
-            if service not in CAI_SERVICES:
-                continue
-            state = c.attrs.get("State") or {}
-            health = state.get("Health") or {}
-            log = health.get("Log") or []
-            facts = ContainerFacts(
-                name=c.name,
-                project=labels.get(PROJECT_LABEL, ""),
-                service=service,
-                status=str(state.get("Status") or c.status),
-                health=health.get("Status") or None,
-                exit_code=state.get("ExitCode"),
-                health_output=str(log[-1].get("Output", "")).strip() if log else None,
-            )
-            if facts.bad:
-                raw = c.logs(tail=LOG_TAIL, stdout=True, stderr=True)
-                facts.logs = [ln for ln in raw.decode("utf-8", "replace").splitlines() if ln.strip()]
-            found.append(facts)
-        return found
-    finally:
-        client.close()
-
-
-async def _inspect_via(target: Target, timeout: float) -> list[ContainerFacts]:
-    """Over SSH: the docker CLI through the target, so its host key is checked with the recipe's known_hosts."""
-    from ...stackinfo import read_stack_via
-
-    read = await read_stack_via(target, timeout, tail=LOG_TAIL, select=lambda projects: set(projects))
+def _facts(read: StackRead) -> list[ContainerFacts]:
+    """The CAI services' containers of a stack read; the last log lines (without docker's timestamps) of bad ones."""
     found = []
     for c in read.containers:
         if c.service not in CAI_SERVICES:
@@ -129,10 +91,24 @@ async def _inspect_via(target: Target, timeout: float) -> list[ContainerFacts]:
             health_output=c.health_log[-1].output.strip() if c.health_log else None,
         )
         if facts.bad:
-            text = c.logs.decode("utf-8", "replace")
-            facts.logs = [ln.split(" ", 1)[-1] for ln in text.splitlines() if ln.strip()][-LOG_TAIL:]
+            lines = [ln.split(" ", 1)[-1] for ln in c.logs.decode("utf-8", "replace").splitlines()]
+            facts.logs = [ln for ln in lines if ln.strip()]
         found.append(facts)
     return found
+
+
+def _inspect_stack(url: str | None, timeout: float) -> list[ContainerFacts]:
+    """This machine's engine (or a URL) through the docker SDK; blocking."""
+    from ...stackinfo import read_stack
+
+    return _facts(read_stack(url, timeout, tail=LOG_TAIL, select=set))
+
+
+async def _inspect_via(target: Target, timeout: float) -> list[ContainerFacts]:
+    """Over SSH: the docker CLI through the target, so its host key is checked with the recipe's known_hosts."""
+    from ...stackinfo import read_stack_via
+
+    return _facts(await read_stack_via(target, timeout, tail=LOG_TAIL, select=set))
 
 
 def _pick_project(found: list[ContainerFacts]) -> str:
