@@ -7,9 +7,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cai_tui.gocryptfs import decrypt_tree, encrypt_tree
 from cai_tui.targets.local import LocalTarget
 from cai_tui.targets.sysroot import SysrootTarget
+from tests.targets.docker_lab import ensure_engine, remove_test_containers
 
 from .checklib import assert_no_secrets, expect, lab_recipe, lab_secrets, outcome_text, run, secret_file
 
@@ -116,6 +119,10 @@ def test_mounted_model_nested_one_level_down(lab: Any, tmp_path: Path) -> None:
 
 
 def test_mount_point_without_a_cai_stack_is_skipped(lab: Any, tmp_path: Path) -> None:
+    ensure_engine()  # the check asks the local engine for a cachefs container: there must be none
+    _, kept = remove_test_containers("name=cachefs")
+    if kept:
+        pytest.fail(f"containers named *cachefs* exist on this engine ({', '.join(kept)}); remove them", pytrace=False)
     out = run(lab_recipe(lab, tmp_path, lambda d: _mount(d, tmp_path / "not-there")), ["model.mounted"])
     res = expect(out, "model.mounted", "skip")
     assert "CAI stack has not run yet" in res.summary

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 IMAGE = "cai-tui-test/busybox:latest"
+OUR_IMAGES = ("cai-tui-test/", "cai-tui-labstack:")  # the images the tests build (this busybox one, the labstack's)
 BUSYBOX = "/bin/busybox"
 APPLETS = [
     "sh",
@@ -48,8 +49,54 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     return r
 
 
+_cleared = False
+
+
 def ensure_engine() -> None:
-    """``docker info`` works, or dockerd is started in the background (and left running) until it does."""
+    """``docker info`` works, or dockerd is started in the background (and left running) until it does; the first
+    call in a test process also removes what an interrupted earlier run left of compose project cai-docker."""
+    global _cleared
+    _start_engine()
+    if not _cleared:
+        clear_cai_docker_leftovers()
+        _cleared = True
+
+
+def clear_cai_docker_leftovers() -> list[str]:
+    """Remove the containers of compose project ``cai-docker`` that earlier test runs made and, when none of the
+    project is left, its networks. A run cut short (a killed CI job, a restarted machine) leaves them behind, and
+    only one cai-docker project can exist at a time. Returns the ids removed."""
+    label = "label=com.docker.compose.project=cai-docker"
+    removed, kept = remove_test_containers(label)
+    if not kept:
+        nets = docker("network", "ls", "-q", "--filter", label).stdout.split()
+        if nets:
+            docker("network", "rm", *nets, check=False)
+    return removed
+
+
+def remove_test_containers(docker_filter: str) -> tuple[list[str], list[str]]:
+    """Remove the containers matching ``docker_filter`` (``docker ps --filter``) whose image is one the tests build
+    (the busybox test image, the labstack image); containers of any other image — a real CAI stack on a developer's
+    machine — are left alone. Returns (ids removed, names of those kept)."""
+    ids = docker("ps", "-aq", "--filter", docker_filter).stdout.split()
+    if not ids:
+        return [], []
+    rows = docker("inspect", "-f", "{{.Id}} {{.Name}} {{.Config.Image}}", *ids, check=False).stdout.splitlines()
+    ours: list[str] = []
+    kept: list[str] = []
+    for cid, name, image in (r.split(" ", 2) for r in rows if r.count(" ") >= 2):
+        if image.startswith(OUR_IMAGES):
+            ours.append(cid)
+        else:
+            kept.append(name.lstrip("/"))
+    if ours:
+        docker("rm", "-f", "-v", *ours)
+        print(f"removed {len(ours)} container(s) ({docker_filter}) left by an earlier test run")
+    return ours, kept
+
+
+def _start_engine() -> None:
     if shutil.which("docker") is None:
         pytest.fail("the docker CLI is missing: install docker.io (apt-get install -y docker.io containerd)")
     if docker("info", check=False, timeout=30).returncode == 0:
