@@ -66,11 +66,11 @@ def _state_text(i: Inspected) -> str:
 
 
 def _source(i: Inspected, line: str, source: str) -> str:
-    """The engine's start error was matched as a last log line; say where it really comes from."""
-    if i.c.error and line == i.c.error.strip() and source.startswith("docker logs"):
-        from .collect import error_source
+    """The engine's own facts were matched as last log lines; say where they really come from."""
+    if source.startswith("docker logs"):
+        from .collect import engine_lines
 
-        return error_source(i.c)
+        return next((where for text, where in engine_lines(i.c) if text == line), source)
     return source
 
 

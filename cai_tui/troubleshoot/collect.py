@@ -111,17 +111,24 @@ def classify(containers: Sequence[StackContainer]) -> list[Inspected]:
     return out
 
 
-def error_source(c: StackContainer) -> str:
-    """Where the engine's start error is shown."""
-    return f"docker inspect {c.name} (State.Error)"
+def engine_lines(c: StackContainer) -> list[tuple[str, str]]:
+    """What the engine itself knows about the failure, as (line, where it is shown): its start error (State.Error)
+    and the kernel's OOM kill (State.OOMKilled), which no log line of the container records."""
+    out = []
+    if c.error:
+        out.append((c.error.strip(), f"docker inspect {c.name} (State.Error)"))
+    if c.oom_killed:
+        code = f", exit code {c.exit_code}" if c.exit_code is not None else ""
+        out.append((f"State.OOMKilled=true{code}", f"docker inspect {c.name} (State.OOMKilled)"))
+    return out
 
 
 def observation_of(c: StackContainer, kind: str, check_results: Mapping[str, str] | None = None) -> Observation:
     """The matcher's input: state, health, exit code, restart count, the log lines with docker's timestamps, the
-    last health probes' outputs, and the engine's own start error (State.Error) as a last log line."""
+    last health probes' outputs, and the engine's own facts (:func:`engine_lines`) as last log lines."""
     lines = lines_from_text(c.logs.decode("utf-8", "replace"))
-    if c.error:
-        lines.append((None if c.finished_at in (None, NEVER) else c.finished_at, c.error))
+    when = None if c.finished_at in (None, NEVER) else c.finished_at
+    lines.extend((when, line) for line, _ in engine_lines(c))
     health: list[tuple[str | None, str]] = []
     for probe in c.health_log[-HEALTH_PROBES:]:
         for ln in probe.output.splitlines():

@@ -205,6 +205,10 @@ EXAMPLES: dict[str, list[str]] = {
     "model-not-mounted": [
         "ls: cannot access '/tmp/model': Transport endpoint is not connected",
     ],
+    "container-oom-killed": [
+        # not a log line: the troubleshooter adds docker inspect's State.OOMKilled in this form (troubleshoot/collect.py)
+        "State.OOMKilled=true, exit code 137",
+    ],
     "cuda-oom": [
         "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.11 GiB",
         "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "

@@ -233,6 +233,33 @@ def test_engine_start_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         stack.remove_project(p)
 
 
+def test_oom_killed_container(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """inference outgrows its memory limit: the kernel kills it (exit 137) and only docker inspect says so."""
+    ensure_engine()
+    image = ensure_image(tmp_path)
+    p = stack.new_project()
+    try:
+        name = stack.run(
+            p, "inference", image,
+            "echo 'INFO Loading weights took 2.1 seconds'; x=$(head -c 80000000 /dev/zero | base64); echo done",
+            ["--memory", "16m", "--memory-swap", "16m"],
+        )  # fmt: skip
+        attrs = stack.wait_for(name, lambda a: a["State"]["Status"] == "exited", "exited")
+        assert attrs["State"]["OOMKilled"] is True and attrs["State"]["ExitCode"] == 137, attrs["State"]
+        rc, doc = as_doc(capsys, "--project", p)
+        assert rc == 1
+        (cont,) = doc["containers"]
+        assert cont["oom_killed"] is True and cont["exit_code"] == 137
+        top = by_service(doc, "inference")[0]
+        assert (top["faq_id"], top["confidence"]) == ("container-oom-killed", "high")
+        assert top["evidence"]["line"] == "State.OOMKilled=true, exit code 137"
+        assert top["evidence"]["source"] == f"docker inspect {name} (State.OOMKilled)"
+        rc, out, _ = cli(capsys, "--project", p)
+        assert "[container-oom-killed]" in out and "State.OOMKilled=true" in out
+    finally:
+        stack.remove_project(p)
+
+
 @pytest.fixture
 def sshd(tmp_path: Path) -> Iterator[Any]:
     import os
