@@ -180,12 +180,14 @@ class StackBed:
         env_overrides: Mapping[str, str] | None = None,
         env_drop: Iterable[str] = (),
         service_env: Mapping[str, Mapping[str, str | None]] | None = None,
+        mem_limit: Mapping[str, str] | None = None,
         privileged: bool | None = None,
     ) -> None:
         """``lab``: a started :class:`cai_tui.lab.orchestrator.Lab`; ``image``: the tag from ``build_image()``;
         ``port``: MODEL_SERVICE_PORT (default: a free one); ``env_overrides``: cai.env values to replace (or add);
         ``env_drop``: cai.env variables to remove; ``service_env``: environment per service in the lab override
-        (``None`` removes a variable the stand-in compose sets); ``privileged``: keep cachefs privileged (default:
+        (``None`` removes a variable the stand-in compose sets); ``mem_limit``: a memory limit per service (compose's
+        ``mem_limit`` syntax, swap included: the kernel's OOM killer ends what outgrows it); ``privileged``: keep cachefs privileged (default:
         when privileged containers work here, else it gets CAP_SYS_ADMIN + /dev/fuse instead)."""
         self.workdir = Path(workdir).resolve()
         self.lab = lab
@@ -194,6 +196,7 @@ class StackBed:
         self.env_overrides: dict[str, str] = dict(env_overrides or {})
         self.env_drop: set[str] = set(env_drop)
         self.service_env: dict[str, dict[str, str | None]] = {k: dict(v) for k, v in (service_env or {}).items()}
+        self.mem_limit: dict[str, str] = dict(mem_limit or {})
         self.privileged = privileged
         self.cai_compose_file = self.workdir / "cai-docker" / "docker-compose.yml"
         self.home = self.workdir / "home"
@@ -265,7 +268,7 @@ class StackBed:
 
     def lab_override(self) -> str:
         """The lab's compose override: inference without the GPU reservation (CAI_LAB_DEVICE=cpu), cachefs without
-        ``privileged`` where this engine cannot run privileged containers, and ``service_env``."""
+        ``privileged`` where this engine cannot run privileged containers, ``service_env`` and ``mem_limit``."""
         env: dict[str, dict[str, str | None]] = {s: dict(v) for s, v in self.service_env.items()}
         env.setdefault("inference", {}).setdefault("CAI_LAB_DEVICE", "cpu")
         privileged = self.privileged if self.privileged is not None else privileged_works(self.image)
@@ -285,6 +288,9 @@ class StackBed:
                     "    cap_add: [SYS_ADMIN]",
                     '    security_opt: ["apparmor=unconfined"]',
                 ]
+            if service in self.mem_limit:
+                limit = _yaml_str(self.mem_limit[service])
+                body += [f"    mem_limit: {limit}", f"    memswap_limit: {limit}"]
             if env.get(service):
                 body.append("    environment:")
                 for name, value in sorted(env[service].items()):

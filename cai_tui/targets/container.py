@@ -462,9 +462,15 @@ class CtrTarget:
         return CommandResult(args, r.rc, r.stdout, stderr, r.duration_s, self.name)
 
     async def _kill(self, exec_id: str) -> None:
-        await self.parent.run(
-            self.ctr_argv("task", "kill", "--signal", "SIGKILL", "--exec-id", exec_id, self.task), timeout=10
-        )
+        """SIGKILL the exec'd process (retried while ctr fails for another reason than "not found": a busy containerd
+        can refuse a call), then delete the exec."""
+        for _ in range(20):
+            r = await self.parent.run(
+                self.ctr_argv("task", "kill", "--signal", "SIGKILL", "--exec-id", exec_id, self.task), timeout=10
+            )
+            if r.rc == 0 or "not found" in r.stderr:
+                break
+            await asyncio.sleep(0.1)
         for _ in range(20):
             r = await self.parent.run(self.ctr_argv("task", "delete", "--exec-id", exec_id, self.task), timeout=10)
             if r.rc == 0 or "not found" in r.stderr:

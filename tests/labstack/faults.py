@@ -28,6 +28,7 @@ class Fault:
     lab_faults: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)  # cai.env overrides ({PORT} etc. filled in by fill_env)
     service_env: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    mem_limit: Mapping[str, str] = field(default_factory=dict)  # service → compose mem_limit (swap included)
     prepare: Prepare | None = None
     also: frozenset[str] = frozenset()
 
@@ -258,5 +259,12 @@ FAULTS: list[Fault] = [
         {INFERENCE: "gpu-missing"},
         service_env={INFERENCE: {"CAI_LAB_DEVICE": None}},
         also=frozenset({"docker-nvidia-runtime-missing", "nvml-init-failed"}),
+    ),
+    Fault(
+        "inference-oom",
+        "inference given a 6 MiB memory limit without swap (compose mem_limit): the kernel's OOM killer ends it as "
+        "it starts, as it ends a vLLM whose weights outgrow the instance's memory",
+        {INFERENCE: "container-oom-killed"},
+        mem_limit={INFERENCE: "6m"},
     ),
 ]

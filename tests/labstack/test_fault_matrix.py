@@ -92,7 +92,7 @@ def _inject(fault: Fault, lab: Any, tmp: Path) -> tuple[dict[str, str], dict[str
 def test_fault(fault: Fault, lab: Any, stack_bed_factory: StackBedFactory, tmp_path: Path) -> None:
     t0 = time.monotonic()
     env, service_env = _inject(fault, lab, tmp_path)
-    bed = stack_bed_factory(env_overrides=env, service_env=service_env)
+    bed = stack_bed_factory(env_overrides=env, service_env=service_env, mem_limit=fault.mem_limit)
     up = bed.up(timeout=90)
     assert not up.ok, f"{fault.name}: the stack came up healthy although the fault was injected:\n{up.text}"
     _settled(bed, fault.root)
