@@ -187,8 +187,9 @@ class StackBed:
         ``port``: MODEL_SERVICE_PORT (default: a free one); ``env_overrides``: cai.env values to replace (or add);
         ``env_drop``: cai.env variables to remove; ``service_env``: environment per service in the lab override
         (``None`` removes a variable the stand-in compose sets); ``mem_limit``: a memory limit per service (compose's
-        ``mem_limit`` syntax, swap included: the kernel's OOM killer ends what outgrows it); ``privileged``: keep cachefs privileged (default:
-        when privileged containers work here, else it gets CAP_SYS_ADMIN + /dev/fuse instead)."""
+        ``mem_limit`` syntax, swap included: the kernel's OOM killer ends what outgrows it); ``privileged``: keep
+        cachefs privileged (default: when privileged containers work here, else it gets CAP_SYS_ADMIN + /dev/fuse
+        instead)."""
         self.workdir = Path(workdir).resolve()
         self.lab = lab
         self.image = image
