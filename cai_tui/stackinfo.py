@@ -128,6 +128,19 @@ def docker_client(url: str | None, timeout: float) -> Any:
     return docker.DockerClient(base_url=url, timeout=t) if url else docker.from_env(timeout=t)
 
 
+def _selected(
+    labelled: Sequence[Any], select: Callable[[dict[str, set[str]]], Iterable[str]]
+) -> tuple[dict[str, set[str]], list[Any]]:
+    """The projects (→ services) of compose-labelled containers (anything with ``.labels``), and those containers
+    whose project ``select(projects)`` names."""
+    projects: dict[str, set[str]] = {}
+    for c in labelled:
+        labels = c.labels or {}
+        projects.setdefault(labels.get(PROJECT_LABEL, ""), set()).add(labels.get(SERVICE_LABEL, ""))
+    wanted = set(select(projects))
+    return projects, [c for c in labelled if (c.labels or {}).get(PROJECT_LABEL, "") in wanted]
+
+
 def read_stack(
     url: str | None,
     timeout: float,
@@ -143,15 +156,9 @@ def read_stack(
     client = docker_client(url, timeout)
     try:
         labelled = client.containers.list(all=True, filters={"label": SERVICE_LABEL})
-        projects: dict[str, set[str]] = {}
-        for c in labelled:
-            labels = c.labels or {}
-            projects.setdefault(labels.get(PROJECT_LABEL, ""), set()).add(labels.get(SERVICE_LABEL, ""))
-        wanted = set(select(projects))
+        projects, chosen = _selected(labelled, select)
         out: list[StackContainer] = []
-        for cont in labelled:
-            if (cont.labels or {}).get(PROJECT_LABEL, "") not in wanted:
-                continue
+        for cont in chosen:
             try:
                 logs = cont.logs(tail=tail, stdout=True, stderr=True, timestamps=True) if tail > 0 else b""
             except docker.errors.NotFound:
@@ -211,14 +218,9 @@ async def read_stack_via(
                 status=str(state.get("Status") or ""),
             )
         )
-    projects: dict[str, set[str]] = {}
-    for c in conts:
-        projects.setdefault(c.labels.get(PROJECT_LABEL, ""), set()).add(c.labels.get(SERVICE_LABEL, ""))
-    wanted = set(select(projects))
+    projects, chosen = _selected(conts, select)
     out: list[StackContainer] = []
-    for c in conts:
-        if c.labels.get(PROJECT_LABEL, "") not in wanted:
-            continue
+    for c in chosen:
         logs = b""
         if tail > 0:  # one stream, in the order the container wrote it (as the SDK's logs())
             cmd = f"docker logs --timestamps --tail {int(tail)} {shlex.quote(c.id)} 2>&1"
@@ -227,6 +229,35 @@ async def read_stack_via(
         out.append(container_of(c, logs))
     out.sort(key=lambda c: (c.project, c.name))
     return StackRead(projects, out)
+
+
+def over_ssh(target: Any) -> Any:
+    """``target`` when it is an SSH target (its engine is then read with the docker CLI through it), else None."""
+    return target if target is not None and str(getattr(target, "name", "")).startswith("ssh://") else None
+
+
+def engine_name(url: str | None, via: Any = None) -> str:
+    """How messages name the engine that :func:`read_stack_on` asks."""
+    if via is not None:
+        return f"the Docker engine of {via.name} (docker CLI over SSH)"
+    return url or "the local Docker engine (DOCKER_HOST or /var/run/docker.sock)"
+
+
+async def read_stack_on(
+    url: str | None,
+    via: Any,
+    timeout: float,
+    *,
+    tail: int,
+    select: Callable[[dict[str, set[str]]], Iterable[str]],
+) -> StackRead:
+    """:func:`read_stack_via` through ``via`` (an SSH target, see :func:`over_ssh`) when given, else
+    :func:`read_stack` on ``url`` (None: this machine's engine) in a worker thread."""
+    import asyncio
+
+    if via is not None:
+        return await read_stack_via(via, timeout, tail=tail, select=select)
+    return await asyncio.to_thread(read_stack, url, timeout, tail=tail, select=select)
 
 
 __all__ = [
@@ -238,7 +269,10 @@ __all__ = [
     "StackRead",
     "container_of",
     "docker_client",
+    "engine_name",
+    "over_ssh",
     "parse_depends",
     "read_stack",
+    "read_stack_on",
     "read_stack_via",
 ]

@@ -239,23 +239,9 @@ def _stack_projects(projects: dict[str, set[str]]) -> set[str]:
     return {p for p, services in projects.items() if services & set(CAI_SERVICES)} | {CAI_PROJECT}
 
 
-def _containers_blocking(url: str | None, timeout: float, tail: int) -> list[tuple[str, dict[str, Any], bytes]]:
-    from ..stackinfo import read_stack
-
-    found = read_stack(url, timeout, tail=tail, select=_stack_projects)
-    return [(c.name, c.state_doc(), c.logs) for c in found.containers]
-
-
-async def _containers_via(target: Target, timeout: float, tail: int) -> list[tuple[str, dict[str, Any], bytes]]:
-    """Over SSH: the docker CLI through our target (its host key checked with the recipe's known_hosts)."""
-    from ..stackinfo import read_stack_via
-
-    found = await read_stack_via(target, timeout, tail=tail, select=_stack_projects)
-    return [(c.name, c.state_doc(), c.logs) for c in found.containers]
-
-
 async def collect_containers(opts: BundleOptions, c: _Collected) -> None:
     from ..checks.instance.containers import docker_url_for
+    from ..stackinfo import engine_name, over_ssh, read_stack_on
     from ..targets.local import LocalTarget
 
     target = opts.targets.get(opts.role) or LocalTarget()
@@ -263,26 +249,20 @@ async def collect_containers(opts: BundleOptions, c: _Collected) -> None:
     if why_not is not None:
         c.fail("containers", f"not collected: {why_not}")
         return
-    via_cli = target.name.startswith("ssh://")
-    engine = (
-        f"the Docker engine of {target.name} (docker CLI over SSH)" if via_cli else url or "the local Docker engine"
-    )
+    via = over_ssh(target)  # over SSH the docker CLI runs through the target: its host key checked with known_hosts
+    engine = engine_name(url, via)
     try:
-        reading = (
-            _containers_via(target, opts.command_timeout, opts.log_tail)
-            if via_cli
-            else asyncio.to_thread(_containers_blocking, url, opts.command_timeout, opts.log_tail)
-        )
-        found = await asyncio.wait_for(reading, opts.command_timeout * 4)
+        reading = read_stack_on(url, via, opts.command_timeout, tail=opts.log_tail, select=_stack_projects)
+        found = (await asyncio.wait_for(reading, opts.command_timeout * 4)).containers
     except Exception as e:  # docker.errors.DockerException, paramiko's, requests', a timeout: all say why
         c.fail("containers", f"cannot ask {engine}: {str(e).strip() or type(e).__name__}")
         return
     if not found:
         c.notes.append(f"containers: no CAI container (compose labels) on {engine}")
-    for name, info, logs in found:
-        safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
-        c.put(f"containers/{safe}/state.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-        c.put(f"containers/{safe}/logs.txt", logs)
+    for cont in found:
+        safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in cont.name)
+        c.put(f"containers/{safe}/state.json", json.dumps(cont.state_doc(), indent=2, ensure_ascii=False) + "\n")
+        c.put(f"containers/{safe}/logs.txt", cont.logs)
 
 
 async def collect_files(opts: BundleOptions, c: _Collected) -> None:

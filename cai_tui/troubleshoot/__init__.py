@@ -88,10 +88,9 @@ def _primary(faq_id: str, evid: list[EvidenceLine]) -> EvidenceLine:
 
 def _cli_target(opts: TroubleshootOptions) -> Target | None:
     """An SSH instance target: its engine is asked with the docker CLI through it (host key already verified)."""
-    target = opts.targets.get(ENGINE_ROLE)
-    if opts.docker_url or target is None or not target.name.startswith("ssh://"):
-        return None
-    return target
+    from ..stackinfo import over_ssh
+
+    return None if opts.docker_url else over_ssh(opts.targets.get(ENGINE_ROLE))
 
 
 async def _deployed(opts: TroubleshootOptions, secret_dir: str, notes: list[str]) -> Deployed | None:

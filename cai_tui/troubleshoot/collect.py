@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..faq.matcher import CRASH_LOOP_RESTARTS, Observation, lines_from_text
-from ..stackinfo import NEVER, StackContainer, read_stack, read_stack_via
+from ..stackinfo import NEVER, StackContainer, engine_name, read_stack_on
 
 CAI_PROJECT = "cai-docker"
 STACK_SERVICES = ("oss", "attestation-agent", "tng", "confidential-data-hub", "cachefs", "inference")
@@ -161,11 +161,7 @@ async def read_view(
     """The chosen project's containers, classified. InputError for an unknown project, EngineError when the engine
     cannot be asked within ``timeout`` (× 4 for the whole read). With ``target`` (an SSH target) the docker CLI is
     run through it instead of the SDK."""
-    engine = (
-        f"the Docker engine of {target.name} (docker CLI over SSH)"
-        if target is not None
-        else url or "the local Docker engine (DOCKER_HOST or /var/run/docker.sock)"
-    )
+    engine = engine_name(url, target)
     chosen: list[str | None] = [None]
 
     def select(projects: dict[str, set[str]]) -> set[str]:
@@ -173,12 +169,7 @@ async def read_view(
         return {chosen[0]} if chosen[0] is not None else set()
 
     try:
-        reading = (
-            read_stack_via(target, timeout, tail=tail, select=select)
-            if target is not None
-            else asyncio.to_thread(read_stack, url, timeout, tail=tail, select=select)
-        )
-        read = await asyncio.wait_for(reading, timeout * 4)
+        read = await asyncio.wait_for(read_stack_on(url, target, timeout, tail=tail, select=select), timeout * 4)
     except TroubleshootError:
         raise
     except asyncio.TimeoutError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -97,20 +96,6 @@ def _facts(read: StackRead) -> list[ContainerFacts]:
     return found
 
 
-def _inspect_stack(url: str | None, timeout: float) -> list[ContainerFacts]:
-    """This machine's engine (or a URL) through the docker SDK; blocking."""
-    from ...stackinfo import read_stack
-
-    return _facts(read_stack(url, timeout, tail=LOG_TAIL, select=set))
-
-
-async def _inspect_via(target: Target, timeout: float) -> list[ContainerFacts]:
-    """Over SSH: the docker CLI through the target, so its host key is checked with the recipe's known_hosts."""
-    from ...stackinfo import read_stack_via
-
-    return _facts(await read_stack_via(target, timeout, tail=LOG_TAIL, select=set))
-
-
 def _pick_project(found: list[ContainerFacts]) -> str:
     projects: dict[str, set[str]] = {}
     for f in found:
@@ -133,17 +118,12 @@ async def cai_containers(ctx: CheckContext) -> Result:
     url, why_not = docker_url_for(target)
     if why_not is not None:
         return make(ctx, "skip", f"needs a live Docker engine: {why_not}")
-    via_cli = target.name.startswith("ssh://")
-    engine = (
-        f"the Docker engine of {target.name} (docker CLI over SSH)"
-        if via_cli
-        else url or "the local Docker engine (DOCKER_HOST or /var/run/docker.sock)"
-    )
+    from ...stackinfo import engine_name, over_ssh, read_stack_on
+
+    via = over_ssh(target)  # over SSH the docker CLI runs through the target: its host key checked with known_hosts
+    engine = engine_name(url, via)
     try:
-        if via_cli:
-            found = await _inspect_via(target, GPU_TIMEOUT * CMD_SHARE)
-        else:
-            found = await asyncio.to_thread(_inspect_stack, url, GPU_TIMEOUT * CMD_SHARE)
+        found = _facts(await read_stack_on(url, via, GPU_TIMEOUT * CMD_SHARE, tail=LOG_TAIL, select=set))
     except Exception as e:  # docker.errors.DockerException, paramiko's and requests' errors: all say why
         text = str(e).strip() or type(e).__name__
         return make(
