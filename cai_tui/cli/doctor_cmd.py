@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from .common import load_or_report, run_closing
+from .common import hidden_prompter, load_or_report, run_closing
 
 if TYPE_CHECKING:
     from ..checks.base import CheckSpec
@@ -68,16 +68,6 @@ def _recipe_targets(recipe: CaiRecipe | KataRecipe | None) -> dict[str, str]:
         if uri and role != "workstation":
             out[role] = str(uri)
     return out
-
-
-def _prompt(field: str) -> str:
-    import getpass
-
-    if not sys.stdin.isatty():
-        from ..recipe.secrets import SecretUnavailable
-
-        raise SecretUnavailable(f"{field}: the recipe says `prompt` but stdin is not a terminal")
-    return getpass.getpass(f"{field}: ")
 
 
 def _waiver_for(check_id: str, waivers: list[Any]) -> str | None:
@@ -136,7 +126,7 @@ def run_doctor(
         redactor=REDACTOR,
         timeout=timeout,
         sysroot=str(sysroot) if sysroot is not None else None,
-        prompt=_prompt,
+        prompt=hidden_prompter(),
     )
 
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,29 @@ def test_sysroot_and_target_map_to_the_instance_role(lab: Any, tmp_path: Path) -
     r = doctor("--recipe", str(lab.recipe_path), "--json", "--only", only, "--target", "local")
     checks = _by_id(_doc(r))
     assert checks["model.mounted"]["target"] == "local" and checks["disk.capacity"]["status"] == "pass"
+
+
+def test_a_prompt_secret_without_a_terminal_says_how_to_run_headless(lab: Any, tmp_path: Path) -> None:
+    """``prompt`` asks on a terminal (hidden); with stdin not one, the check says which field and what to use."""
+    import subprocess
+    import sys
+
+    def edit(d: dict[str, Any]) -> None:
+        d["answers"]["oss"]["access_key_secret"] = "prompt"
+
+    recipe = write_recipe(lab, tmp_path / "prompt.yaml", edit)
+    argv = ["doctor", "--recipe", str(recipe), "--json", "--only", "oss.credentials"]
+    r = subprocess.run(
+        [sys.executable, "-m", "cai_tui.cli.main", *argv],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, env={**os.environ, **loopback_env()}, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr  # unknown does not block
+    c = _by_id(_doc(r))["oss.credentials"]
+    assert c["status"] == "unknown", c
+    assert c["summary"] == (
+        "cannot check: answers.oss.access_key_secret: the recipe says `prompt` but there is no terminal to ask on; "
+        "use env:NAME or file:PATH for headless runs"
+    )
 
 
 def test_bad_recipe_exits_2_with_its_problem_lines(tmp_path: Path) -> None:
