@@ -46,7 +46,7 @@ def _err(message: str) -> None:
 def run_bundle(*, output: Path, recipe: Path | None, target: str | None, pseudonymize: bool, timeout: float) -> int:
 
     from ..bundle import BundleOptions, build_bundle
-    from .doctor_cmd import build_targets, doctor_document, role_for, waived_failures
+    from ..engine.session import build_targets, doctor_document, role_for, waived_failures
 
     if not timeout > 0:
         _err(f"cai-tui bundle: --timeout must be a positive number of seconds, not {timeout:g}")

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
+from ..engine.session import build_targets, doctor_document, waived_failures
 from .common import hidden_prompter, load_or_report, run_closing
 
 if TYPE_CHECKING:
     from ..checks.base import CheckSpec
     from ..checks.runner import CheckOutcome
-    from ..recipe.model import CaiRecipe, KataRecipe
-    from ..targets.base import Target
 
-SCHEMA = "cai-tui/doctor/v1"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SYMBOLS = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "–", "unknown": "?"}
 STYLES = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim", "unknown": "magenta"}
@@ -51,32 +49,6 @@ def doctor_command(
 def _err(message: str) -> None:
     sys.stderr.write(message.rstrip("\n") + "\n")
     sys.stderr.flush()
-
-
-def role_for(flow: str | None, uri: str) -> str:
-    """The role ``--target`` stands for: the CAI instance; the kata host (or its guest for a container URI)."""
-    if flow == "kata-virtcca":
-        return "guest" if uri.startswith(("docker://", "ctr://")) else "host"
-    return "instance"
-
-
-def _recipe_targets(recipe: CaiRecipe | KataRecipe | None) -> dict[str, str]:
-    if recipe is None:
-        return {}
-    out: dict[str, str] = {}
-    for role, uri in recipe.targets.model_dump().items():
-        if uri and role != "workstation":
-            out[role] = str(uri)
-    return out
-
-
-def _waiver_for(check_id: str, waivers: list[Any]) -> str | None:
-    import fnmatch
-
-    for w in waivers:
-        if fnmatch.fnmatchcase(check_id, w.check):
-            return str(w.reason)
-    return None
 
 
 def run_doctor(
@@ -144,69 +116,7 @@ def run_doctor(
     return EXIT_FAILED if failed_required else EXIT_OK
 
 
-def build_targets(
-    rec: CaiRecipe | KataRecipe | None, flow: str | None, target: str | None, sysroot: Path | None
-) -> dict[str, Target]:
-    """The role → Target map doctor (and bundle) use: the recipe's targets, ``--target`` standing for the flow's
-    main role (see :func:`role_for`), ``--sysroot`` re-rooting that role's file reads. ValueError for a bad URI."""
-    from ..targets.local import LocalTarget
-    from ..targets.parse import target_from_uri
-
-    local = LocalTarget()
-    targets: dict[str, Target] = {"workstation": local, "local": local}
-    for role, uri in _recipe_targets(rec).items():
-        targets[role] = local if uri == "local" else target_from_uri(uri)
-    role = role_for(flow, target or "")
-    if target is not None:
-        targets[role] = local if target.strip() == "local" else target_from_uri(target)
-    if sysroot is not None:
-        from ..targets.capture import target_for_sysroot
-
-        if not sysroot.is_dir():
-            raise ValueError(f"--sysroot {sysroot}: not a directory")
-        inner = targets.get(role) if target is not None else None
-        targets[role] = target_for_sysroot(sysroot, inner=inner)
-    return targets
-
-
 # --------------------------------------------------------------------------------------------- output
-
-
-def _outcome_doc(o: CheckOutcome, waived: dict[str, str]) -> dict[str, Any]:
-    r = o.result
-    doc: dict[str, Any] = {
-        "id": o.id,
-        "title": o.spec.title,
-        "stage": o.spec.stage,
-        "status": r.status,
-        "required": o.spec.required,
-        "summary": r.summary,
-        "evidence": [{"observed": e.observed, "source": e.source, "target": e.target, "at": e.at} for e in r.evidence],
-        "fix": {"faq_id": r.fix.faq_id, "text": r.fix.text} if r.fix is not None else None,
-        "duration_ms": o.duration_ms,
-        "target": o.target_name,
-    }
-    if o.id in waived:
-        doc["waived"] = waived[o.id]
-    return doc
-
-
-def doctor_document(outcomes: list[CheckOutcome], waived: dict[str, str], source: str | None) -> dict[str, Any]:
-    """The ``cai-tui/doctor/v1`` document of a run (what ``doctor --json`` prints)."""
-    counts: dict[str, int] = {}
-    for o in outcomes:
-        counts[o.result.status] = counts.get(o.result.status, 0) + 1
-    return {
-        "schema": SCHEMA,
-        "recipe": source,
-        "counts": counts,
-        "checks": [_outcome_doc(o, waived) for o in outcomes],
-    }
-
-
-def waived_failures(outcomes: list[CheckOutcome], waivers: list[Any]) -> dict[str, str]:
-    """check id → waiver reason, for the failed checks a recipe waiver covers."""
-    return {o.id: w for o in outcomes if o.result.status == "fail" and (w := _waiver_for(o.id, waivers))}
 
 
 def _print_json(outcomes: list[CheckOutcome], waived: dict[str, str], source: str | None) -> None:

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from .. import __version__
+from .ask_cmd import ask_command
 from .bundle_cmd import bundle_command
 from .deploy_cmd import deploy_command
 from .doctor_cmd import doctor_command
@@ -15,8 +16,12 @@ from .lab_cmd import lab_app
 from .model_cmd import model_app
 from .recipe_cmd import recipe_app
 from .render_cmd import render_command
+from .replay_cmd import replay_command
 from .stages_cmd import stages_command
+from .tng_cmd import tng_app
+from .tools_cmd import tools_app
 from .troubleshoot_cmd import troubleshoot_command
+from .trustee_cmd import trustee_app
 
 app = typer.Typer(
     name="cai-tui",
@@ -32,12 +37,17 @@ app.add_typer(recipe_app, name="recipe")
 app.add_typer(lab_app, name="lab")
 app.add_typer(model_app, name="model")
 app.add_typer(kms_app, name="kms")
+app.add_typer(tools_app, name="tools")
+app.add_typer(trustee_app, name="trustee")
+app.add_typer(tng_app, name="tng")
 app.command("stages")(stages_command)
 app.command("doctor")(doctor_command)
 app.command("bundle")(bundle_command)
 app.command("render")(render_command)
 app.command("deploy")(deploy_command)
 app.command("troubleshoot")(troubleshoot_command)
+app.command("ask")(ask_command)
+app.command("replay")(replay_command)
 
 
 def _version(value: bool) -> None:

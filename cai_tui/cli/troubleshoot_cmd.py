@@ -62,7 +62,7 @@ def _err(message: str) -> None:
 
 def parse_target_args(values: list[str], flow: str | None) -> list[tuple[str, str]]:
     """``ROLE=URI`` (or a bare URI for the flow's main role) → (role, uri); ValueError naming the bad one."""
-    from .doctor_cmd import role_for
+    from ..engine.session import role_for
 
     out: list[tuple[str, str]] = []
     for v in values:
@@ -81,9 +81,9 @@ def parse_target_args(values: list[str], flow: str | None) -> list[tuple[str, st
 
 
 def _targets(rec, flow: str | None, args: list[str]) -> dict[str, Target]:  # type: ignore[no-untyped-def]
+    from ..engine.session import build_targets
     from ..targets.local import LocalTarget
     from ..targets.parse import target_from_uri
-    from .doctor_cmd import build_targets
 
     targets = build_targets(rec, flow, None, None)
     for role, uri in parse_target_args(args, flow):

@@ -68,12 +68,27 @@ class Step(_Strict):
     input: list[str] | Literal["none"]
     do: list[Doer] = Field(min_length=1)
     verify: list[str] | Manual
+    when: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="the step applies only where each answer (dotted path) has one of the listed values, "
+        "e.g. {model.encryption_method: [sam]}; the engine reports other steps as not applicable",
+    )
 
     @field_validator("covers")
     @classmethod
     def _covers(cls, v: str) -> str:
         if not STEP_ID_RE.match(v):
             raise ValueError(f"procedure IDs look like CAI-1.5 or KATA-3.1 or CAI-F2, not {v!r}")
+        return v
+
+    @field_validator("when")
+    @classmethod
+    def _when(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for path, values in v.items():
+            if not DOTTED_RE.match(path) or not values:
+                raise ValueError(
+                    f"when: maps a dotted answer path to the values it must have, not {path!r}: {values!r}"
+                )
         return v
 
     @field_validator("verify")

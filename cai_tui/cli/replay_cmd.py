@@ -1,0 +1,351 @@
+"""``cai-tui replay RECIPE``: run a saved recipe's stages headlessly, end to end, through the stage engine.
+
+``--plan`` prints every item of every stage with its target and guard and changes nothing; ``--export-script``
+writes the plan as POSIX shell. Applying resolves every secret reference first, asks once (or needs ``--yes``), then
+runs stage by stage: an item whose checks already pass is skipped; the first failure stops the run with the FAQ fix
+and the evidence; ``--from STAGE`` resumes. On a terminal progress is shown with rich; without one, events are JSON
+lines on stdout. Exit 0 success, 1 a required item or check failed, 2 input error, 3 a target unreachable,
+130 interrupted (resumable with ``--from``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from .common import hidden_prompter, load_or_report
+
+if TYPE_CHECKING:
+    from ..engine.replay import ReplayReport, StagePlan
+    from ..events import Event
+
+EXIT_INPUT = 2
+SYMBOLS = {"applied": "✓", "skipped": "–", "failed": "✗", "waived": "~", "planned": "·"}
+STYLES = {"applied": "green", "skipped": "dim", "failed": "bold red", "waived": "cyan", "planned": ""}
+
+
+def replay_command(
+    recipe: Path = typer.Argument(..., help="The recipe to replay (YAML)."),
+    plan: bool = typer.Option(False, "--plan", help="Print every item of every stage; change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (needed without a terminal)."),
+    start: str | None = typer.Option(None, "--from", help="Resume at this stage (id, number or a CAI-x.y it covers)."),
+    only: str | None = typer.Option(None, "--only", help="Only these stages, comma-separated."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the summary (cai-tui/replay/v1) to this file."),
+    junit_out: Path | None = typer.Option(None, "--junit", help="Write a JUnit XML report to this file."),
+    script_out: Path | None = typer.Option(
+        None, "--export-script", help="Write the plan as a POSIX shell script (no secret values) and exit."
+    ),
+    files_dir: Path | None = typer.Option(
+        None,
+        "--files-dir",
+        help="Where generated files for the workstation go (default: RECIPE's folder/<name>.files).",
+    ),
+    timeout: float = typer.Option(15.0, "--timeout", help="Seconds each check may take."),
+) -> None:
+    """Replay a recipe headlessly: plan, apply, resume; JSON lines, JSON summary and JUnit."""
+    raise typer.Exit(
+        run_replay(
+            recipe=recipe,
+            plan=plan,
+            yes=yes,
+            start=start,
+            only=only,
+            json_out=json_out,
+            junit_out=junit_out,
+            script_out=script_out,
+            files_dir=files_dir,
+            timeout=timeout,
+        )
+    )
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(message.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def _check_out(path: Path | None, option: str) -> str | None:
+    if path is None:
+        return None
+    p = path.expanduser()
+    if p.is_dir():
+        return f"{option} {p}: is a directory; name the file"
+    if not p.parent.is_dir():
+        return f"{option} {p}: the directory {p.parent} does not exist"
+    return None
+
+
+def run_replay(
+    *,
+    recipe: Path,
+    plan: bool,
+    yes: bool,
+    start: str | None,
+    only: str | None,
+    json_out: Path | None,
+    junit_out: Path | None,
+    script_out: Path | None,
+    files_dir: Path | None,
+    timeout: float,
+) -> int:
+    import asyncio
+
+    from ..engine.replay import ReplayInputError, plan_recipe
+
+    name = "cai-tui replay"
+    if not timeout > 0:
+        _err(f"{name}: --timeout must be a positive number of seconds, not {timeout:g}")
+        return EXIT_INPUT
+    for path, option in ((json_out, "--json"), (junit_out, "--junit"), (script_out, "--export-script")):
+        problem = _check_out(path, option)
+        if problem:
+            _err(f"{name}: {problem}")
+            return EXIT_INPUT
+    loaded = load_or_report(recipe)
+    if loaded is None:
+        return EXIT_INPUT
+    stages = [s for s in (only or "").split(",") if s.strip()] or None
+    try:
+        plans = plan_recipe(loaded, start=start, only=stages)
+    except ReplayInputError as e:
+        _err(f"{name}: {e}")
+        return EXIT_INPUT
+    recipe_path = str(Path(loaded.path or recipe).expanduser().resolve())
+    if script_out is not None:
+        return _write_script(plans, recipe_path, script_out.expanduser())
+    out_dir = (files_dir or Path(recipe_path).with_name(Path(recipe_path).stem + ".files")).expanduser()
+    return asyncio.run(
+        _run(
+            loaded,
+            plans,
+            plan=plan,
+            yes=yes,
+            json_out=json_out,
+            junit_out=junit_out,
+            files_dir=out_dir,
+            timeout=timeout,
+        )
+    )
+
+
+def _write_script(plans: list[StagePlan], recipe_path: str, dest: Path) -> int:
+    from ..engine.exports import export_script
+    from ..recipe import REDACTOR
+    from ..recipe.yaml_io import atomic_write
+
+    text = REDACTOR.redact(export_script(plans, recipe_path))
+    atomic_write(dest, text.encode("utf-8"), mode=0o755)
+    _err(f"wrote {dest}")
+    return 0
+
+
+async def _run(
+    loaded: Any,
+    plans: list[StagePlan],
+    *,
+    plan: bool,
+    yes: bool,
+    json_out: Path | None,
+    junit_out: Path | None,
+    files_dir: Path,
+    timeout: float,
+) -> int:
+    from ..engine.replay import (
+        EXIT_INTERRUPTED,
+        add_diffs,
+        created_key_files,
+        planned_report,
+        replay,
+        resolve_secrets,
+    )
+    from ..engine.runner import Runner
+    from ..engine.session import Session
+    from ..events import CancelToken
+    from ..targets.base import TargetError
+
+    name = "cai-tui replay"
+    tty = sys.stdout.isatty()
+    view = _View(tty)
+    try:
+        session = Session(loaded, prompt=hidden_prompter(), timeout=timeout)
+    except ValueError as e:
+        _err(f"{name}: {e}")
+        return EXIT_INPUT
+    try:
+        if plan:
+            try:
+                await add_diffs(Runner(session, view.event, files_dir=files_dir), plans)
+            except TargetError as e:
+                _err(f"{name}: {e} (file diffs left out)")
+            report = planned_report(loaded, plans)
+            view.plan(plans)
+            _write_outputs(report, json_out, junit_out)
+            return 0
+        problems = resolve_secrets(loaded, created_key_files(plans, loaded), session.prompt)
+        if problems:
+            for p in problems:
+                _err(f"{loaded.source}: {p}")
+            _err(f"{name}: nothing was changed; fix the references above and run again")
+            return EXIT_INPUT
+        changing = sum(1 for p in plans for it in p.items if it.applies and it.changing)
+        if changing and not yes:
+            if not (tty and sys.stdin.isatty()):
+                _err(
+                    f"{name}: {changing} item(s) may change things (see --plan); add --yes to apply without a terminal"
+                )
+                return EXIT_INPUT
+            if not typer.confirm(f"Apply {len(plans)} stage(s), {changing} item(s) that may change things?"):
+                _err("nothing was changed")
+                return 1
+        report = await replay(session, plans, view.event, files_dir=files_dir, cancel=CancelToken())
+        if report.exit_code == EXIT_INTERRUPTED:
+            _err(f"{name}: interrupted at stage {report.stopped_at}; resume with --from {report.stopped_at}")
+        view.summary(report)
+        _write_outputs(report, json_out, junit_out)
+        return report.exit_code
+    finally:
+        await session.aclose()
+
+
+def _write_outputs(report: ReplayReport, json_out: Path | None, junit_out: Path | None) -> None:
+    from ..recipe import REDACTOR
+    from ..recipe.yaml_io import atomic_write
+
+    if json_out is not None:
+        text = REDACTOR.redact(json.dumps(report.to_json(), indent=2, ensure_ascii=False)) + "\n"
+        atomic_write(json_out.expanduser(), text.encode("utf-8"), mode=0o644)
+    if junit_out is not None:
+        from ..engine.exports import write_junit
+
+        write_junit(report, junit_out.expanduser())
+
+
+class _View:
+    """Events on a terminal with rich, else as JSON lines on stdout; the plan and the summary likewise."""
+
+    def __init__(self, tty: bool) -> None:
+        from rich.console import Console
+
+        self.tty = tty
+        self.console = Console(highlight=False, soft_wrap=True) if tty else None
+        self._progress: dict[str, float] = {}
+
+    def _json(self, doc: dict[str, Any]) -> None:
+        from ..recipe import REDACTOR
+
+        sys.stdout.write(REDACTOR.redact(json.dumps(doc, ensure_ascii=False, separators=(",", ":"))) + "\n")
+        sys.stdout.flush()
+
+    def event(self, e: Event) -> None:
+        from rich.markup import escape
+
+        from ..recipe import REDACTOR
+
+        if self.console is None:
+            self._json(e.to_json())
+            return
+        text = escape(REDACTOR.redact(e.text))
+        if e.kind == "line":
+            self.console.print(f"[dim]  {escape(e.source)}│[/] {text}" if e.source else f"  {text}")
+        elif e.kind == "progress":
+            done, total = e.done or 0, e.total
+            pct = f"{100 * done / total:5.1f}%" if total else ""
+            self.console.print(f"  [cyan]{text or 'progress'}[/] {done}/{total or '?'} {escape(e.unit)} {pct}")
+        elif e.kind == "note":
+            style = {"warn": "yellow", "error": "bold red"}.get(e.level, "bold")
+            self.console.print(f"[{style}]{text}[/]")
+        elif e.kind == "step_started":
+            self.console.print(f"[bold]▶ {escape(e.step)}[/] {text}")
+        elif e.kind == "step_finished":
+            sym = SYMBOLS.get(e.status, "?")
+            self.console.print(f"  [{STYLES.get(e.status, '')}]{sym} {e.status}[/] {text}")
+        elif e.kind == "check":
+            self.console.print(f"  [dim]check {escape(e.step)}: {e.status} — {text}[/]")
+
+    def plan(self, plans: list[StagePlan]) -> None:
+        from ..recipe import REDACTOR
+
+        if self.console is None:
+            for p in plans:
+                for it in p.items:
+                    self._json(
+                        {
+                            "schema": "cai-tui/replay-plan/v1",
+                            "stage": it.stage,
+                            "covers": it.covers,
+                            "kind": it.kind,
+                            "item": it.name,
+                            "title": it.title,
+                            "target": it.target,
+                            "guard": list(it.guard),
+                            "command": it.command_line,
+                            "changes": it.changes,
+                            "applies": it.applies,
+                            "not_applicable": it.not_applicable,
+                            "problems": it.problems,
+                            "diff": it.diff,
+                        }
+                    )
+            return
+        from rich.markup import escape
+
+        for p in plans:
+            self.console.rule(f"{p.stage.order:02d} {p.stage.id} — {escape(p.stage.title.en)}", align="left")
+            for it in p.items:
+                style = "dim" if not it.applies else ""
+                guard = f" [dim]guard: {', '.join(it.guard)}[/]" if it.guard and it.kind != "check" else ""
+                self.console.print(
+                    f"[{style}]{it.covers:<8} {it.kind:<7} {escape(it.name):<28} on {it.target}[/]{guard}"
+                )
+                detail = it.not_applicable or it.command_line or it.title
+                self.console.print(f"           [{style}]{escape(REDACTOR.redact(detail))}[/]")
+                for problem in it.problems:
+                    self.console.print(f"           [yellow]! {escape(problem)}[/]")
+                if it.diff:
+                    for line in REDACTOR.redact(it.diff).splitlines():
+                        self.console.print(f"           [dim]{escape(line)}[/]")
+
+    def summary(self, report: ReplayReport) -> None:
+        doc = {
+            "schema": "cai-tui/replay-summary/v1",
+            "status": report.status,
+            "changes": report.changes,
+            "counts": report.counts(),
+            "stopped_at": report.stopped_at,
+            "message": report.message,
+            "elapsed_s": round(report.elapsed_s, 1),
+        }
+        if self.console is None:
+            self._json(doc)
+            return
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title="cai-tui replay", show_lines=False, expand=True)
+        for col in ("stage", "item", "kind", "target", "status", "detail"):
+            table.add_column(col, overflow="fold", ratio=3 if col == "detail" else None)
+        for r in report.results:
+            it = r.item
+            detail = r.detail + (f" [{r.faq_id}]" if r.faq_id else "")
+            table.add_row(
+                it.stage,
+                it.name,
+                it.kind,
+                it.target,
+                f"[{STYLES.get(r.status, '')}]{r.status}[/]",
+                escape(detail),
+            )
+        self.console.print(table)
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts().items()))
+        self.console.print(
+            f"[bold]{report.status}[/] — {report.changes} change(s); {counts}; {report.elapsed_s:.1f} s"
+            + (
+                f"\nstopped at stage {report.stopped_at}: resume with --from {report.stopped_at}"
+                if report.stopped_at
+                else ""
+            )
+        )
