@@ -1,6 +1,6 @@
 """Which actions exist, and how each one is planned from a recipe and applied on a target.
 
-An action's plan is a list of :class:`PlanStep`: the exact ``cai-tui model …`` command line(s) that perform it,
+An action's plan is a list of :class:`PlanStep`: the exact ``cai-tui …`` command line(s) that perform it,
 derived from the loaded recipe. Secrets never enter an argv: a password appears only as ``--password-file PATH``,
 taken from a ``file:`` reference in the recipe (nothing is resolved). Where the recipe lacks a value the argv holds
 an upper-case placeholder, the step's ``note`` says what to set, and :func:`apply` refuses to run it.
@@ -311,6 +311,144 @@ def plan_kms_secret(loaded: Any) -> list[PlanStep]:
     ]
 
 
+def plan_choose_encryption(loaded: Any) -> list[PlanStep]:
+    """CAI-1.2: the method is an answer; the step validates the recipe and says what the method still lacks."""
+    model = _answers(loaded).model
+    notes: list[str] = []
+    recipe = _recipe_path(loaded, notes)
+    if model.encryption_method == "sam":
+        what = "Sam: needs model.sam.sdk_dir (RAI_SAM_SDK), model.sam.key (a reference) and model.sam.key_id"
+    else:
+        what = f"gocryptfs ({model.gocryptfs_engine} engine): needs model.password (a reference to the key)"
+    return [
+        PlanStep(
+            f"check the recipe for the chosen encryption method, {what} (CAI-1.2)",
+            [CLI, "recipe", "validate", recipe],
+            changes="nothing: the recipe is only read (what the method lacks is reported)",
+            notes=tuple(notes),
+        )
+    ]
+
+
+def plan_install_gocryptfs(loaded: Any) -> list[PlanStep]:
+    """CAI-1.3: only the fuse engine of gocryptfs runs the binary."""
+    model = _answers(loaded).model
+    if model.source == "public-encrypted" or model.encryption_method == "sam" or model.gocryptfs_engine == "native":
+        return []
+    return [
+        PlanStep(
+            "install gocryptfs for the fuse engine through the system's package manager (CAI-1.3)",
+            [CLI, "tools", "install-gocryptfs"],
+            changes="installs the gocryptfs and fuse packages (apt-get, dnf or yum; sudo when not root), "
+            "unless gocryptfs is already on PATH",
+        )
+    ]
+
+
+def plan_create_key_file(loaded: Any) -> list[PlanStep]:
+    """CAI-1.4: a random key in the referenced file, when it is a file: reference and the file is absent."""
+    from .key_file import key_ref
+
+    answers = _answers(loaded)
+    if answers.model.source == "public-encrypted":
+        return []  # the published password: model.use_public writes it
+    notes: list[str] = []
+    recipe = _recipe_path(loaded, notes)
+    key = key_ref(answers)
+    if key.ref is None:
+        notes.append(f"{key.field} is not set: set it to file:~/cachefs-password (or env:NAME, prompt)")
+        changes = "nothing until the reference is set"
+    elif key.path is None:
+        changes = f"nothing: {key.field} is {key.ref}, there is no file to write"
+    else:
+        changes = f"writes a random key to {key.path} (mode 0600) when it does not exist; an existing file is kept"
+    return [
+        PlanStep(
+            f"create the {key.method} key file named by {key.field} (CAI-1.4)",
+            [CLI, "tools", "key-file", "--recipe", recipe],
+            changes=changes,
+            notes=tuple(notes),
+        )
+    ]
+
+
+def plan_find_trustee_url(loaded: Any) -> list[PlanStep]:
+    """CAI-2.4: http://<the AlbConfig's DNS name>/<release>, run where kubectl reaches the cluster."""
+    answers = _answers(loaded)
+    notes: list[str] = []
+    recipe = _recipe_path(loaded, notes)
+    base = [CLI, "trustee", "find-url", "--recipe", recipe]
+    release = answers.trustee.helm.release
+    return [
+        PlanStep(
+            f"read Trustee's URL from the ALB: http://<AlbConfig alb DNS name>/{release} (CAI-2.4)",
+            [*base, "--write"],
+            where="trustee_admin",
+            changes=f"saves trustee.url in {recipe} (comments kept, the previous version as .bak)",
+            notes=tuple(notes),
+        )
+    ]
+
+
+def plan_test_trustee_auth(loaded: Any) -> list[PlanStep]:
+    """CAI-2.5: the KBS handshake, the gateway's health and the AS, as checks."""
+    _answers(loaded)
+    notes: list[str] = []
+    recipe = _recipe_path(loaded, notes)
+    return [
+        PlanStep(
+            "test Trustee: KBS auth nonce, gateway health, Attestation Service (CAI-2.5)",
+            [
+                CLI,
+                "doctor",
+                "--recipe",
+                recipe,
+                "--only",
+                "trustee.auth_nonce,trustee.gateway_health,trustee.as_reachable",
+            ],
+            changes="nothing: requests to Trustee only",
+            notes=tuple(notes),
+        )
+    ]
+
+
+def plan_tng_launch(loaded: Any) -> list[PlanStep]:
+    """CAI-6.2: the TNG client from the tng-sdk wheel, in the background until `cai-tui tng stop`."""
+    answers = _answers(loaded)
+    notes: list[str] = []
+    recipe = _recipe_path(loaded, notes)
+    if answers.trustee.url is None:
+        notes.append("answers.trustee.url is not set: TNG verifies the instance through <trustee url>/as/ (CAI-2.4)")
+    t = answers.tng
+    return [
+        PlanStep(
+            f"start the TNG client, its HTTP proxy on {t.proxy_host}:{t.proxy_port} (CAI-6.2)",
+            [CLI, "tng", "launch", "--recipe", recipe],
+            where="client",
+            changes=f"starts tng in the background (proxy {t.proxy_host}:{t.proxy_port}; `cai-tui tng stop` ends it)",
+            notes=tuple(notes),
+        )
+    ]
+
+
+def plan_ask(loaded: Any) -> list[PlanStep]:
+    """CAI-6.4: one chat completion, through the TNG proxy when it listens."""
+    answers = _answers(loaded)
+    notes: list[str] = []
+    recipe = _recipe_path(loaded, notes)
+    if answers.instance.public_ip is None:
+        notes.append("answers.instance.public_ip is not set (the instance's public IP, CAI-3)")
+    return [
+        PlanStep(
+            "ask the model the test prompt, through the TNG proxy when it listens (CAI-6.4)",
+            [CLI, "ask", "--recipe", recipe],
+            where="client",
+            changes="nothing: one chat completion request",
+            notes=tuple(notes),
+        )
+    ]
+
+
 _ACTIONS: dict[str, ActionSpec] = {
     spec.id: spec
     for spec in (
@@ -326,6 +464,13 @@ _ACTIONS: dict[str, ActionSpec] = {
         ActionSpec("cai.deploy", "Deploy the CAI stack and vLLM", "cai", plan_start_stack),
         ActionSpec("cai.troubleshoot", "Troubleshoot the CAI containers", "cai", plan_troubleshoot),
         ActionSpec("bundle.collect", "Collect a support bundle", "cai", plan_bundle),
+        ActionSpec("model.choose_encryption", "Choose the encryption method", "cai", plan_choose_encryption),
+        ActionSpec("model.install_gocryptfs", "Install gocryptfs (fuse engine)", "cai", plan_install_gocryptfs),
+        ActionSpec("model.create_key_file", "Create the model's key file", "cai", plan_create_key_file),
+        ActionSpec("trustee.find_url", "Find Trustee's URL from the ALB", "cai", plan_find_trustee_url),
+        ActionSpec("trustee.test_auth", "Test Trustee's handshake and services", "cai", plan_test_trustee_auth),
+        ActionSpec("tng.launch", "Start the TNG client", "cai", plan_tng_launch),
+        ActionSpec("inference.ask", "Ask the model through TNG", "cai", plan_ask),
     )
 }
 
@@ -350,6 +495,15 @@ def _local_cli() -> list[str]:
     return [sys.executable, "-c", "import sys; from cai_tui.cli.main import main; sys.exit(main())"]
 
 
+def local_argv(argv: Sequence[str], target: Any) -> list[str]:
+    """``argv`` as it runs on ``target``: a ``cai-tui …`` line on this machine starts this installation's cai-tui."""
+    from ..targets.local import LocalTarget
+
+    if isinstance(target, LocalTarget) and argv and argv[0] == CLI:
+        return [*_local_cli(), *argv[1:]]
+    return list(argv)
+
+
 async def apply(
     loaded: Any,
     step: PlanStep,
@@ -363,12 +517,7 @@ async def apply(
     del loaded  # the plan already holds everything it needs; kept for the apply(ctx, step) shape
     if not step.runnable:
         raise ValueError(f"{step.title}: fill in the recipe first: " + "; ".join(step.notes))
-    from ..targets.local import LocalTarget
-
-    argv: Sequence[str] = step.argv
-    if isinstance(target, LocalTarget) and argv and argv[0] == CLI:
-        argv = [*_local_cli(), *argv[1:]]
-    return await target.run(argv, timeout=timeout, on_line=on_line)
+    return await target.run(local_argv(step.argv, target), timeout=timeout, on_line=on_line)
 
 
 __all__ = ["ActionSpec", "PlanStep", "all_ids", "apply", "get"]

@@ -16,6 +16,7 @@ CHECK_MODULES: tuple[str, ...] = (
     "cai_tui.checks.kata",
     "cai_tui.checks.instance",
     "cai_tui.checks.service",
+    "cai_tui.checks.workstation",
 )
 
 _CHECKS: dict[str, CheckSpec] = {}

@@ -13,15 +13,17 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..clients.inference import Endpoint, Reply, Unreachable, http, is_local, proxy_url
+from ..clients.inference import endpoint as client_endpoint
+from ..clients.inference import quote as _quote
+from ..clients.inference import source as _source
 from .base import CheckContext, Evidence, Result
 from .common import cai_answers, describe_os_error, ev, make, no_recipe
 from .registry import check
 
 if TYPE_CHECKING:
-    from ..recipe.cai import CaiAnswers
     from ..targets.base import Target
 
 STAGE_INFERENCE = "inference"
@@ -29,9 +31,7 @@ STAGE_CLIENT = "client"
 ROLE = "client"
 HTTP_TIMEOUT = 15.0
 COMPLETION_TIMEOUT = 120.0  # a real model on a real GPU takes a while for 132 tokens
-PROXY_PROBE_S = 2.0
 SHARE = 0.8
-BODY_QUOTE = 300
 
 FIX_UNREACHABLE = "inference-unreachable"
 FIX_MODEL = "model-not-served"
@@ -48,133 +48,14 @@ def _fix_unreachable(base: str, via: str) -> tuple[str, str]:
     )
 
 
-class Unreachable(Exception):
-    """The request got no HTTP answer: refused, timed out, DNS, proxy refused the tunnel, curl missing."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: str
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    host: str
-    port: int
-    proxy: str | None  # http://127.0.0.1:41000 when the TNG proxy listens
-
-    @property
-    def base(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    @property
-    def via(self) -> str:
-        return f"through the TNG proxy {self.proxy}" if self.proxy else "directly (no TNG proxy listening)"
-
-
-def _is_local(target: Target) -> bool:
-    from ..targets.local import LocalTarget
-
-    return isinstance(target, LocalTarget)
-
-
-def _quote(text: str, limit: int = BODY_QUOTE) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _proxy_url(answers: CaiAnswers) -> str:
-    host = answers.tng.proxy_host
-    return f"http://{f'[{host}]' if ':' in host else host}:{answers.tng.proxy_port}"
-
-
-async def _proxy_listens(target: Target, answers: CaiAnswers) -> bool:
-    host, port = answers.tng.proxy_host, answers.tng.proxy_port
-    if _is_local(target):
-        try:
-            _r, w = await asyncio.wait_for(asyncio.open_connection(host, port), PROXY_PROBE_S)
-        except (OSError, asyncio.TimeoutError):
-            return False
-        w.close()
-        return True
-    res = await target.run(
-        [
-            "curl",
-            "-sS",
-            "--noproxy",
-            "*",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            str(PROXY_PROBE_S),
-            _proxy_url(answers) + "/",
-        ],
-        timeout=PROXY_PROBE_S + 3,
-    )
-    return res.rc not in (7, 28, 127)  # 7: refused, 28: timed out, 127: no curl
-
-
 async def endpoint(ctx: CheckContext, target: Target) -> tuple[Endpoint | None, Result | None]:
     answers = cai_answers(ctx)
     if answers is None:
         return None, no_recipe()
-    if not answers.instance.public_ip:
+    ep = await client_endpoint(answers, target)
+    if ep is None:
         return None, make(ctx, "skip", "instance.public_ip is not set yet (CAI-3: note the instance's public IP)")
-    proxy = _proxy_url(answers) if await _proxy_listens(target, answers) else None
-    return Endpoint(str(answers.instance.public_ip), int(answers.service.port), proxy), None
-
-
-async def http(target: Target, method: str, url: str, *, proxy: str | None, timeout: float, body: Any = None) -> Reply:
-    """One HTTP request from the client: httpx here, curl on another client. Unreachable when there is no answer."""
-    if _is_local(target):
-        import httpx
-
-        try:
-            async with httpx.AsyncClient(proxy=proxy, trust_env=False, timeout=timeout) as client:
-                resp = await client.request(method, url, json=body)
-                return Reply(resp.status_code, resp.text)
-        except httpx.ProxyError as e:
-            raise Unreachable(f"the proxy {proxy} refused: {e}") from None
-        except httpx.TimeoutException:
-            raise Unreachable(f"timed out after {timeout:g}s") from None
-        except httpx.HTTPError as e:
-            raise Unreachable(_why(e)) from None
-    argv = ["curl", "-sS", "-X", method, "--max-time", f"{timeout:g}", "-w", "\n%{http_code}"]
-    argv += ["-x", proxy] if proxy else ["--noproxy", "*"]  # the client's own proxy variables do not decide
-    stdin = None
-    if body is not None:
-        argv += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
-        stdin = json.dumps(body).encode()
-    res = await target.run([*argv, url], stdin=stdin, timeout=timeout + 5)
-    if res.rc == 127:
-        raise Unreachable(f"curl is missing on {target.name}: install curl there")
-    if res.rc != 0:
-        raise Unreachable(f"curl exit {res.rc}: {res.stderr.strip() or 'no answer'}")
-    text, _, code = res.stdout.rpartition("\n")
-    try:
-        return Reply(int(code.strip()), text)
-    except ValueError:
-        raise Unreachable(f"curl printed no status code: {_quote(res.stdout)}") from None
-
-
-def _why(exc: BaseException) -> str:
-    """The OS error under an httpx error ("connection refused"), else httpx's own words."""
-    found: OSError | None = None
-    seen: BaseException | None = exc
-    for _ in range(8):  # the deepest OS error says most: anyio wraps "connection refused" in a generic OSError
-        if seen is None:
-            break
-        if isinstance(seen, OSError) and (found is None or seen.errno is not None):
-            found = seen
-        seen = seen.__cause__ or seen.__context__
-    return describe_os_error(found) if found is not None else (str(exc) or type(exc).__name__)
-
-
-def _source(method: str, url: str, ep: Endpoint, target: Target) -> str:
-    where = "" if _is_local(target) else f" (curl on {target.name})"
-    return f"{method} {url} {ep.via}{where}"
+    return ep, None
 
 
 async def _request(
@@ -399,7 +280,7 @@ async def tng_client_proxy(ctx: CheckContext) -> Result:
     if answers is None:
         return no_recipe()
     host, port = answers.tng.proxy_host, int(answers.tng.proxy_port)
-    proxy = _proxy_url(answers)
+    proxy = proxy_url(answers)
     ip = answers.instance.public_ip
     dest = f"{ip}:{answers.service.port}" if ip else None
     timeout = HTTP_TIMEOUT * SHARE
@@ -412,7 +293,7 @@ async def tng_client_proxy(ctx: CheckContext) -> Result:
         "unreachable from here: the ALB ACL of CAI-4.2/6.1).",
     )
     data: dict[str, Any] = {"proxy": proxy, "connect": dest}
-    if _is_local(target):
+    if is_local(target):
         source = f"CONNECT {dest or '(none)'} via {proxy}"
         try:
             if dest is None:

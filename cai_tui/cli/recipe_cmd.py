@@ -45,7 +45,18 @@ def validate(
         if not problems:
             note = f" ({'; '.join(loaded.notes)})" if loaded.notes else ""
             typer.echo(f"{name}: ok — {loaded.recipe.flow} recipe {loaded.recipe.name!r}{note}")
+            _method_notes(name, loaded.recipe)
     raise typer.Exit(2 if failed else 0)
+
+
+def _method_notes(name: str, recipe: object) -> None:
+    """What the chosen encryption method still lacks (CAI-1.2), as notes: a recipe is valid while being filled in."""
+    from ..actions.encryption_method import method_lacks
+    from ..recipe.model import CaiRecipe
+
+    if isinstance(recipe, CaiRecipe):
+        for lack in method_lacks(recipe.answers):
+            typer.echo(f"{name}: note: {lack}")
 
 
 @recipe_app.command("schema")

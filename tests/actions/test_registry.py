@@ -10,6 +10,7 @@ import pytest
 
 from cai_tui.actions import registry
 from cai_tui.recipe import load_recipe
+from cai_tui.recipe.model import CaiTargets
 from cai_tui.recipe.secrets import SecretRef
 from tests.helpers import REPO
 
@@ -19,6 +20,15 @@ H = "/home/u"
 PUBLIC_PW = f"{H}/cai-home/config/public-model-password"
 MODEL_IDS = {"model.download", "model.encrypt", "model.upload", "model.use_public", "oss.apply_bucket_policy"}
 STACK_IDS = {"kms.create_secret", "cai.start_stack", "cai.deploy", "cai.troubleshoot", "bundle.collect"}
+SETUP_IDS = {
+    "model.choose_encryption",
+    "model.install_gocryptfs",
+    "model.create_key_file",
+    "trustee.find_url",
+    "trustee.test_auth",
+    "tng.launch",
+    "inference.ask",
+}
 
 
 @pytest.fixture
@@ -34,7 +44,7 @@ def argvs(path: Path, action: str) -> list[list[str]]:
 
 
 def test_ids_cover_the_actions_of_the_stage_specs() -> None:
-    assert set(registry.all_ids()) == MODEL_IDS | STACK_IDS
+    assert set(registry.all_ids()) == MODEL_IDS | STACK_IDS | SETUP_IDS
     assert registry.get("nope.nothing") is None
     for i in registry.all_ids():
         spec = registry.get(i)
@@ -139,7 +149,8 @@ def test_every_plan_parses_with_the_cli() -> None:
             spec = registry.get(i)
             assert spec is not None
             for step in spec.plan(loaded):
-                assert step.argv[0] == "cai-tui" and step.where == "workstation" and step.changes
+                assert step.argv[0] == "cai-tui" and step.changes
+                assert step.where in CaiTargets.model_fields, (i, step.where)  # a role the recipe can name
                 command = root.commands[step.argv[1]]  # type: ignore[attr-defined]
                 rest = list(step.argv[2:])
                 if hasattr(command, "commands"):  # a group: model …, kms …
@@ -228,3 +239,51 @@ async def test_apply_encrypts_the_lab_model(lab, tmp_path: Path) -> None:
     assert verify_password(tmp_path / "cipher", password)
     assert not verify_password(tmp_path / "cipher", password + "x")
     assert (tmp_path / "cipher" / "gocryptfs.conf").is_file()
+
+
+@pytest.mark.usefixtures("_home")
+def test_setup_plans_for_the_lab() -> None:
+    r = str(LAB)
+    lab = f"{H}/.local/state/cai-tui/lab"
+    (choose,) = registry.get("model.choose_encryption").plan(load_recipe(LAB))  # type: ignore[union-attr]
+    assert choose.argv == ["cai-tui", "recipe", "validate", r] and choose.changes.startswith("nothing")
+    assert "gocryptfs (native engine): needs model.password" in choose.title
+    assert argvs(LAB, "model.install_gocryptfs") == []  # the native engine needs no binary
+    (key,) = registry.get("model.create_key_file").plan(load_recipe(LAB))  # type: ignore[union-attr]
+    assert key.argv == ["cai-tui", "tools", "key-file", "--recipe", r]
+    assert f"{lab}/model-password (mode 0600)" in key.changes and not key.changes.startswith("nothing")
+    (find,) = registry.get("trustee.find_url").plan(load_recipe(LAB))  # type: ignore[union-attr]
+    assert find.argv == ["cai-tui", "trustee", "find-url", "--recipe", r, "--write"]
+    assert find.where == "trustee_admin" and "http://<AlbConfig alb DNS name>/trustee" in find.title
+    (auth,) = registry.get("trustee.test_auth").plan(load_recipe(LAB))  # type: ignore[union-attr]
+    only = "trustee.auth_nonce,trustee.gateway_health,trustee.as_reachable"
+    assert auth.argv == ["cai-tui", "doctor", "--recipe", r, "--only", only] and auth.changes.startswith("nothing")
+    (tng,) = registry.get("tng.launch").plan(load_recipe(LAB))  # type: ignore[union-attr]
+    assert tng.argv == ["cai-tui", "tng", "launch", "--recipe", r] and tng.where == "client"
+    assert "127.0.0.1:41000" in tng.title and tng.runnable and tng.notes == ()
+    (ask,) = registry.get("inference.ask").plan(load_recipe(LAB))  # type: ignore[union-attr]
+    assert ask.argv == ["cai-tui", "ask", "--recipe", r] and ask.where == "client" and ask.notes == ()
+
+
+@pytest.mark.usefixtures("_home")
+def test_setup_plans_follow_the_method_and_the_references() -> None:
+    loaded = load_recipe(BEIJING)
+    model = loaded.recipe.answers.model
+    model.gocryptfs_engine = "fuse"
+    (step,) = registry.get("model.install_gocryptfs").plan(loaded)  # type: ignore[union-attr]
+    assert step.argv == ["cai-tui", "tools", "install-gocryptfs"] and "packages" in step.changes
+    model.password = SecretRef("env", "MODEL_PW")
+    (key,) = registry.get("model.create_key_file").plan(loaded)  # type: ignore[union-attr]
+    assert key.changes == "nothing: answers.model.password is env:MODEL_PW, there is no file to write"
+    model.encryption_method = "sam"
+    assert registry.get("model.install_gocryptfs").plan(loaded) == []  # type: ignore[union-attr]
+    (choose,) = registry.get("model.choose_encryption").plan(loaded)  # type: ignore[union-attr]
+    assert "model.sam.sdk_dir" in choose.title and "model.sam.key_id" in choose.title
+    model.sam.key = SecretRef("file", "/keys/sam-key")
+    (key,) = registry.get("model.create_key_file").plan(loaded)  # type: ignore[union-attr]
+    assert "answers.model.sam.key" in key.title and "/keys/sam-key" in key.changes
+    loaded.recipe.answers.instance.public_ip = None
+    (ask,) = registry.get("inference.ask").plan(loaded)  # type: ignore[union-attr]
+    assert any("instance.public_ip is not set" in n for n in ask.notes)
+    model.source = "public-encrypted"
+    assert registry.get("model.create_key_file").plan(loaded) == []  # type: ignore[union-attr]

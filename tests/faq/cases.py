@@ -192,6 +192,10 @@ EXAMPLES: dict[str, list[str]] = {
         "fs.Mount failed: fusermount exited with code 1",
         "fuse: device not found, try 'modprobe fuse' first",
     ],
+    "gocryptfs-missing": [
+        "bash: line 1: gocryptfs: command not found",
+        'exec: "gocryptfs": executable file not found in $PATH',
+    ],
     "model-layout-nested": [
         "ValueError: Invalid repository ID or local directory specified: '/tmp/model'.",
         "OSError: /tmp/model does not appear to have a file named config.json.",
