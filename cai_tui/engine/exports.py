@@ -6,6 +6,7 @@ The script never holds a secret: the ``cai-tui`` commands it runs read each secr
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,6 +55,10 @@ def write_junit(report: ReplayReport, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _same_path(arg: str, recipe_path: str) -> bool:
+    return arg.endswith((".yaml", ".yml")) and os.path.abspath(os.path.expanduser(arg)) == recipe_path
+
+
 def _guard_test(recipe: str, guard: tuple[str, ...]) -> str:
     return f"cai-tui doctor --recipe {recipe} --only {shlex.quote(','.join(guard))} >/dev/null 2>&1"
 
@@ -70,7 +75,7 @@ def _item_lines(it: Item, recipe_path: str) -> list[str]:
     if it.kind == "action":
         if not it.argv:
             return [head + " — nothing to do for this recipe"]
-        cmd = " ".join(RECIPE_VAR if a == recipe_path else shlex.quote(a) for a in it.argv)
+        cmd = " ".join(RECIPE_VAR if _same_path(a, recipe_path) else shlex.quote(a) for a in it.argv)
         lines = [head]
         if it.problems:
             lines += _comment("fill in the recipe first: " + "; ".join(it.problems))

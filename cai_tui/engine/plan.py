@@ -59,19 +59,26 @@ def fill(command: str, loaded: LoadedRecipe) -> tuple[str, list[str]]:
         value = _value(loaded, path)
         if value is None or value == "" or value == []:
             problems.append(f"answers.{path} is not set: set it in the recipe (this command needs it)")
-            return m.group(0)
+            return f"<UNSET:{path}>"
         if isinstance(value, SecretRef):
             if value.scheme == "file":
-                return f'"$(head -n1 {shlex.quote(value.target)})"'
+                return f'"$(head -n1 {shell_word(value.target)})"'
             if value.scheme == "env":
                 return f'"${{{value.target}}}"'
             problems.append(f"answers.{path} is {value}: the command reads it from env: or file: only")
-            return m.group(0)
+            return f"<PROMPT:{path}>"
         if isinstance(value, (list, tuple)):
             return shlex.quote(",".join(str(v) for v in value))
-        return shlex.quote(str(value))
+        return shell_word(str(value))
 
     return PLACEHOLDER_RE.sub(one, command), problems
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one shell word; a leading ``~/`` stays outside the quotes so the shell still expands it."""
+    if text.startswith("~/") and len(text) > 2:
+        return "~/" + shlex.quote(text[2:])
+    return shlex.quote(text)
 
 
 def _check_specs() -> Mapping[str, Any]:
@@ -156,7 +163,7 @@ def plan_stage(stage: StageSpec, loaded: LoadedRecipe) -> list[Item]:
 
     checks = _check_specs()
     items: list[Item] = []
-    stage_checks: list[str] = []
+    stage_checks: dict[str, str] = {}  # check id -> the step that first names it
     for step in stage.steps:
         guard = tuple(step.verify) if not isinstance(step.verify, Manual) else ()
         why_not = applies(step, loaded)
@@ -206,13 +213,14 @@ def plan_stage(stage: StageSpec, loaded: LoadedRecipe) -> list[Item]:
                 it.applies, it.not_applicable = False, f"not for this recipe: {step.covers} is {why_not}"
         items += step_items
         if not why_not:
-            stage_checks += [c for c in guard if c not in stage_checks]
-    for cid in stage_checks:
+            for c in guard:
+                stage_checks.setdefault(c, step.covers)
+    for cid, covers in stage_checks.items():
         spec = checks.get(cid)
         items.append(
             Item(
                 stage=stage.id,
-                covers=stage.covers[0] if stage.covers else "",
+                covers=covers,
                 kind="check",
                 name=cid,
                 title=spec.title if spec is not None else cid,

@@ -5,7 +5,9 @@ Per item (see :mod:`.plan` for the kinds):
 * a step that does not apply to the recipe → ``skipped`` (why);
 * ``action``: its guard passes → ``skipped`` naming the checks; every guard check waived → ``waived``; otherwise the
   command line runs on its target (a child ``cai-tui`` reports its events as JSON lines, which arrive here as events),
-  then the guard runs again: ``applied``, or ``failed`` with the failing check's FAQ fix and evidence;
+  then the guard runs again: ``applied``, or ``failed`` with the failing check's FAQ fix and evidence. A read-only
+  doer (validate, test the handshake, ask the model) always runs, as it is the proof itself: ``skipped`` (nothing
+  changed) with what it showed, or ``failed``;
 * ``file``: rendered and compared with the target's copy → ``skipped`` when equal, else written (``.bak`` kept) →
   ``applied``;
 * ``command`` / ``manual``: never run here (a person does them, or a doer of the same step does); a passing guard →
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
 from .items import Item, ItemResult
-from .plan import ON_FAILURE
+from .plan import INSTANCE_FILES, ON_FAILURE
 
 if TYPE_CHECKING:
     from ..checks.base import Result
@@ -116,13 +118,15 @@ class Runner:
                             r.fix.faq_id if r.fix else None,
                             [f"{e.observed} ({e.source} @ {e.target})" for e in r.evidence],
                         )
-            else:  # skip / unknown: this check cannot tell
-                reason = self.session.waived(cid) if r.status == "unknown" else None
+            elif r.status == "skip":  # does not apply here (no target, not set yet): it neither proves nor refutes
+                notes.append(f"{cid} skip: {r.summary}")
+            else:  # unknown: the check could not tell
+                reason = self.session.waived(cid)
                 states.append("waived" if reason else "unknown")
-                notes.append(f"{cid} {r.status}: {r.summary}" + (f" (waived: {reason})" if reason else ""))
+                notes.append(f"{cid} unknown: {r.summary}" + (f" (waived: {reason})" if reason else ""))
         if failing is not None:
             return failing
-        if "unknown" in states:
+        if not states or "unknown" in states:
             return Verdict("unknown", "; ".join(notes))
         if all(s == "waived" for s in states):
             return Verdict("waived", "; ".join(notes))
@@ -154,8 +158,6 @@ class Runner:
     def _file_dest(self, item: Item) -> tuple[str, bool]:
         """(where the file goes, secrets resolved): instance files where the recipe says (their secrets resolved, as
         the instance needs them); the others into the files folder with references, never values."""
-        from .plan import INSTANCE_FILES
-
         if item.name in INSTANCE_FILES:
             return item.text, True
         return str(self.files_dir / posixpath.basename(item.text)), False
@@ -225,8 +227,6 @@ class Runner:
         if item.kind == "action":
             return await self._action(item)
         if item.kind == "file":
-            if item.problems:
-                return ItemResult(item, "failed", "; ".join(item.problems))
             return await self._file(item)
         if item.kind == "check":
             return await self._check(item)
@@ -236,13 +236,14 @@ class Runner:
         base = item.name.split("#", 1)[0]
         if base in ON_FAILURE:
             return ItemResult(item, "skipped", "diagnoses failures: the run uses it when a stage fails")
-        v = self.verdict(item.guard, await self.checks(item.guard))
-        if v.state == "pass":
-            return ItemResult(item, "skipped", f"already done: {v.detail}")
-        if v.state == "waived":
-            return ItemResult(item, "waived", v.detail)
         if not item.argv:
             return ItemResult(item, "skipped", item.changes or "nothing to do")
+        if item.changing:  # a read-only doer (validate, test, ask) always runs: it is the proof itself
+            v = self.verdict(item.guard, await self.checks(item.guard))
+            if v.state == "pass":
+                return ItemResult(item, "skipped", f"already done: {v.detail}")
+            if v.state == "waived":
+                return ItemResult(item, "waived", v.detail)
         if item.problems:
             return ItemResult(item, "failed", "fill in the recipe first: " + "; ".join(item.problems))
         target = self.target(item.target)
@@ -264,7 +265,9 @@ class Runner:
         after = self.verdict(item.guard, await self.checks(item.guard))
         if after.state == "fail":
             return ItemResult(item, "failed", f"ran, but {after.detail}", after.faq_id, after.evidence)
-        return ItemResult(item, "applied" if item.changing else "skipped", _first_line(res.stdout) or "done")
+        if not item.changing:
+            return ItemResult(item, "skipped", f"checked, nothing changed: {_first_line(res.stdout) or 'ok'}")
+        return ItemResult(item, "applied", _first_line(res.stdout) or "done")
 
     async def _run_argv(self, item: Item, target: Target) -> Any:
         from ..actions.registry import local_argv
@@ -283,6 +286,12 @@ class Runner:
 
     async def _file(self, item: Item) -> ItemResult:
         from ..recipe import REDACTOR
+
+        v = self.verdict(item.guard, await self.checks(item.guard))
+        if v.state == "pass" and item.name not in INSTANCE_FILES:
+            return ItemResult(item, "skipped", f"not needed: the step is done ({v.detail})")
+        if item.problems:
+            return ItemResult(item, "failed", "; ".join(item.problems))
 
         try:
             target, path, new, current, mode = await self.file_state(item)
