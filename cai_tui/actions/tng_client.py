@@ -22,6 +22,7 @@ from typing import Any
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+SETTLE_S = 2.0  # still running this long after its port listens: it got past its start-up checks
 TAIL_LINES = 12
 INSTALL_HINT = (
     "install it with `pip install 'cai-tui[tng]'` (the tng-sdk wheel brings the tng binary), or run the documented "
@@ -184,17 +185,22 @@ def launch(recipe: Any, binary: str, *, timeout: float = START_TIMEOUT_S) -> tup
         )
     info = Running(proc.pid, host, port, binary, str(log))
     deadline = time.monotonic() + timeout
+    settled: float | None = None
     while True:
         rc = proc.poll()
         if rc is not None:
             said = meaningful_tail(_read_from(log, start))
             where = f"{host}:{port} was already in use before the launch; " if taken else ""
+            when = "right after its proxy listened" if settled is not None else "before its proxy listened"
             raise TngError(
-                f"tng exited with code {rc} before its proxy listened on {host}:{port}; {where}its log ({log}) says:\n"
+                f"tng exited with code {rc} {when} on {host}:{port}; {where}its log ({log}) says:\n"
                 + "\n".join(f"  {ln}" for ln in said)
             )
         if not taken and listens(host, port):
-            break
+            if settled is None:
+                settled = time.monotonic() + SETTLE_S  # tng listens before it fetches the AS certificate
+            elif time.monotonic() >= settled:
+                break
         if time.monotonic() > deadline:
             _terminate(proc.pid)
             proc.wait(5)

@@ -78,11 +78,23 @@ class VllmServer:
                 path = urlsplit(self.path).path
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"null")
                 owner.requests.append(("POST", self.path, path, body))
-                if path != "/v1/completions":
+                if path not in ("/v1/completions", "/v1/chat/completions"):
                     self._send(404, {"detail": "Not Found"})
                 elif body.get("model") not in owner.served:
                     message = f"The model `{body.get('model')}` does not exist."
                     self._send(404, {"object": "error", "message": message, "type": "NotFoundError", "code": 404})
+                elif path == "/v1/chat/completions":
+                    message = {"role": "assistant", "content": ANSWER.strip()}
+                    self._send(
+                        200,
+                        {
+                            "id": "chatcmpl-1",
+                            "object": "chat.completion",
+                            "model": body["model"],
+                            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                            "usage": {"prompt_tokens": 20, "total_tokens": 40, "completion_tokens": 20},
+                        },
+                    )
                 else:
                     self._send(
                         200,
