@@ -99,7 +99,10 @@ def test_stage_selection_by_id_number_and_covered_step() -> None:
     stages = load_all()["cai"].stages
     ids = [s.id for s in select_stages(stages, start="cai-env", only=None)]
     assert ids[0] == "cai-env" and ids[-1] == "troubleshoot"
-    assert [s.id for s in select_stages(stages, start=None, only=["02", "CAI-1.7"])] == ["model-encrypt", "model-upload"]
+    assert [s.id for s in select_stages(stages, start=None, only=["02", "CAI-1.7"])] == [
+        "model-encrypt",
+        "model-upload",
+    ]
     with pytest.raises(PlanError) as e:
         select_stages(stages, start="nope", only=None)
     assert "no stage 'nope'" in str(e.value) and "01 model-source" in str(e.value)
@@ -116,5 +119,5 @@ def test_export_script_is_valid_sh_and_guards_each_action(tmp_path: Path) -> Non
     r = subprocess.run([sh, "-n", str(script)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert 'cai-tui doctor --recipe "$RECIPE" --only model.encrypted >/dev/null 2>&1 || cai-tui model encrypt' in text
-    assert "--recipe \"$RECIPE\"" in text and str(REPO / "recipes" / "lab-demo.yaml") in text.splitlines()[5]
+    assert '--recipe "$RECIPE"' in text and str(REPO / "recipes" / "lab-demo.yaml") in text.splitlines()[5]
     assert not RAW.search(text.replace("jsonpath='{.status", ""))
