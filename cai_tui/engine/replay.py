@@ -158,7 +158,8 @@ async def replay(
     except (ev.Cancelled, KeyboardInterrupt, asyncio.CancelledError):
         _interrupted(report, plans, current, "interrupted")
     except TargetUnreachable as e:
-        _interrupted(report, plans, current, str(e))
+        report.results += e.results
+        _interrupted(report, plans, current, f"a target is unreachable: {e}")
         report.status, report.exit_code = "failed", EXIT_UNREACHABLE
     finally:
         report.elapsed_s = time.monotonic() - t0

@@ -44,7 +44,12 @@ TAIL_LINES = 8
 
 
 class TargetUnreachable(Exception):
-    """A target could not be reached (exit 3); the message names it and what to do."""
+    """A target could not be reached (exit 3); the message names it and what to do. ``results``: the items of the
+    stage up to the one that could not reach its target (that one ``failed``)."""
+
+    def __init__(self, message: str, results: list[ItemResult] | None = None) -> None:
+        super().__init__(message)
+        self.results = results or []
 
 
 @dataclass
@@ -213,7 +218,12 @@ class Runner:
             self.cancel.check()
             self.sink(ev.Event("step_started", step=item.id, text=item.title, source=item.target))
             t0 = time.monotonic()
-            res = await self.run_item(item)
+            try:
+                res = await self.run_item(item)
+            except TargetUnreachable as e:
+                results.append(ItemResult(item, "failed", str(e)))
+                self.sink(ev.Event("step_finished", step=item.id, text=str(e), status="failed"))
+                raise TargetUnreachable(str(e), results) from None
             res.duration_ms = round((time.monotonic() - t0) * 1000)
             self.sink(ev.Event("step_finished", step=item.id, text=res.detail, status=res.status))
             results.append(res)
@@ -222,6 +232,14 @@ class Runner:
         return results, not failed
 
     async def run_item(self, item: Item) -> ItemResult:
+        from ..targets.base import TargetError
+
+        try:
+            return await self._run_item(item)
+        except TargetError as e:
+            raise TargetUnreachable(f"{item.id} on {item.target}: {e}") from None
+
+    async def _run_item(self, item: Item) -> ItemResult:
         if not item.applies:
             return ItemResult(item, "skipped", item.not_applicable)
         if item.kind == "action":

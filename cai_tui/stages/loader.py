@@ -40,19 +40,19 @@ def answers_model(flow: str) -> type[BaseModel]:
     return MODEL_BY_FLOW[flow].model_fields["answers"].annotation  # type: ignore[return-value]
 
 
-def path_exists(model: type[BaseModel], path: str) -> bool:
-    from ..recipe.problems import _unwrap
+def path_problem(model: type[BaseModel], path: str) -> str | None:
+    """Why ``path`` names no field of ``model`` (with did-you-mean), or None when it does: the Draft's resolution."""
+    from ..recipe.draft import lookup
 
-    current: object = model
-    for part in path.split("."):
-        current = _unwrap(current)
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return False
-        f = current.model_fields.get(part)
-        if f is None:
-            return False
-        current = f.annotation
-    return True
+    try:
+        lookup(model, path)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def path_exists(model: type[BaseModel], path: str) -> bool:
+    return path_problem(model, path) is None
 
 
 def load_stage_file(path: Path, flow: str) -> StageSpec:
@@ -82,22 +82,38 @@ def load_stage_file(path: Path, flow: str) -> StageSpec:
         problems.append(Problem(name, mapping_line(doc, ["id"]), "id", f"id {spec.id!r} differs from the file name"))
     model = answers_model(flow)
     for i, f in enumerate(spec.fields):
-        if not path_exists(model, f.path):
+        why = path_problem(model, f.path)
+        if why is not None:
             problems.append(
                 Problem(
-                    name, mapping_line(doc, ["fields", i]), f"fields[{i}].path", f"{f.path!r} is not a {flow} answer"
+                    name,
+                    mapping_line(doc, ["fields", i]),
+                    f"fields[{i}].path",
+                    f"{f.path!r} is not a {flow} answer ({why})",
                 )
             )
     for i, step in enumerate(spec.steps):
+        for answer in step.when:
+            why = path_problem(model, answer)
+            if why is not None:
+                problems.append(
+                    Problem(
+                        name,
+                        mapping_line(doc, ["steps", i, "when"]),
+                        f"steps[{i}].when",
+                        f"{answer!r} is not a {flow} answer ({why})",
+                    )
+                )
         for j, d in enumerate(step.do):
             for ph in PLACEHOLDER_RE.findall(d.command or ""):
-                if not path_exists(model, ph):
+                why = path_problem(model, ph)
+                if why is not None:
                     problems.append(
                         Problem(
                             name,
                             mapping_line(doc, ["steps", i, "do", j]),
                             f"steps[{i}].do[{j}]",
-                            f"placeholder {{{ph}}} is not a {flow} answer",
+                            f"placeholder {{{ph}}} is not a {flow} answer ({why})",
                         )
                     )
     if problems:

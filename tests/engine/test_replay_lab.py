@@ -227,3 +227,24 @@ def test_replay_input_errors_change_nothing(lab: Lab, tmp_path: Path) -> None:
     rc, _e, err = replay(tmp_path / "nope.yaml", "--plan")
     assert rc == 2 and "nope.yaml" in err and "Traceback" not in err
     assert shutil.which("sh")
+
+
+def test_an_unreachable_target_exits_3_naming_it(lab: Lab, tmp_path: Path) -> None:
+    import re
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = lab.recipe_path.read_text()
+    text = re.sub(r"(?m)^targets:\n", f"targets:\n  instance: ssh://root@127.0.0.1:{port}\n", text)
+    recipe = tmp_path / "unreachable.yaml"
+    recipe.write_text(text)
+    rc, events, err = replay(recipe, "--yes", "--only", "cai-env", "--json", str(tmp_path / "u.json"))
+    doc = summary(tmp_path / "u.json")
+    assert rc == 3, err
+    assert doc["status"] == "failed" and doc["stopped_at"] == "cai-env"
+    failed = item(doc, "cai-env", "cai-env")
+    assert failed["status"] == "failed" and f"127.0.0.1:{port}" in failed["detail"], failed
+    assert "unreachable" in doc["message"]
+    assert {i["status"] for i in doc["items"] if i["kind"] == "check"} == {"planned"}
