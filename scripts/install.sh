@@ -5,5 +5,6 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 ensure_venv
-.venv/bin/pip install --quiet --disable-pip-version-check -e .
+.venv/bin/pip install --quiet --disable-pip-version-check -e '.[lab]'
+ensure_compose_plugin  # the lab instance deploys with plain `docker compose`
 echo "installed: $(.venv/bin/cai-tui --version)" >&2

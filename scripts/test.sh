@@ -10,6 +10,7 @@ apt_install gocryptfs fuse3 tmux iproute2 openssh-server openssh-sftp-server ope
 start_dockerd
 ensure_venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+ensure_compose_plugin
 export CAI_TUI_HOME="${CAI_TUI_HOME:-$(mktemp -d)}"
 echo "== ruff" >&2
 .venv/bin/ruff check .

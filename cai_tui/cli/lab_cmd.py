@@ -15,6 +15,7 @@ lab_app = typer.Typer(
 )
 
 EXIT_USAGE = 2
+BARE_NOTE = "no cipherdir, no password file, bucket lab-models empty, no KMS secret: the replay creates them"
 
 
 def _err(message: str) -> None:
@@ -30,10 +31,23 @@ def serve_command(
     state_dir: Path | None = typer.Option(
         None,
         "--state-dir",
-        help="Where the lab keeps its state (default: <state dir>/lab, e.g. ~/.local/state/cai-tui/lab).",
+        help="Where the lab keeps its state (default: <state dir>/lab, e.g. ~/.local/state/cai-tui/lab; while "
+        "another lab holds it, <default>-2 … -9 with ephemeral ports).",
     ),
-    port_base: int = typer.Option(
-        18600, "--port-base", help="Trustee on N, OSS on N+1, KMS on N+2, the admin endpoint on N+3 (127.0.0.1)."
+    port_base: int | None = typer.Option(
+        None,
+        "--port-base",
+        help="Trustee on N, OSS on N+1, KMS on N+2, the admin endpoint on N+3 (127.0.0.1), the lab instance's vLLM "
+        "on N+4 (default 18600).",
+    ),
+    bare: bool = typer.Option(
+        False,
+        "--bare",
+        help="Only the plaintext demo model: no cipherdir, no password file, an empty bucket without policy, no KMS "
+        "secret (what a headless replay from a clean state starts from).",
+    ),
+    no_instance: bool = typer.Option(
+        False, "--no-instance", help="Do not make the local Docker engine the lab instance (no image build, no mount)."
     ),
     protocol_version: str = typer.Option(
         "0.1.0",
@@ -48,7 +62,9 @@ def serve_command(
     """Run the lab in the foreground until SIGINT/SIGTERM.
 
     When ready it prints one JSON line on stdout (event, state_dir, trustee_url, oss_endpoint, kms_endpoint,
-    admin_url, credentials, recipe); logs go to stderr. Exit 0 on a signal, 2 on bad options or a port in use.
+    admin_url, credentials, recipe, seed, instance); logs go to stderr. Exit 0 on a signal, 2 on bad options or a
+    port in use. As root with a running Docker engine and `docker compose`, the lab also provides an instance: the
+    recipe then deploys the CAI stack locally (`cai-tui deploy --recipe RECIPE --yes`).
     """
     raise typer.Exit(
         serve(
@@ -58,6 +74,8 @@ def serve_command(
             protocol_version=protocol_version,
             flavour=flavour,
             verbose=verbose,
+            bare=bare,
+            instance=not no_instance,
         )
     )
 
@@ -66,10 +84,12 @@ def serve(
     *,
     faults: str,
     state_dir: Path | None,
-    port_base: int,
+    port_base: int | None,
     protocol_version: str,
     flavour: str,
     verbose: bool = False,
+    bare: bool = False,
+    instance: bool = True,
 ) -> int:
     import json
     import logging
@@ -78,7 +98,7 @@ def serve(
     import threading
 
     from ..lab.faults import UnknownFault
-    from ..lab.orchestrator import Lab, LabError
+    from ..lab.orchestrator import DEFAULT_PORT_BASE, Lab, LabError
     from ..lab.trustee import TrusteeSettings
     from ..recipe import RecipeError
 
@@ -89,7 +109,7 @@ def serve(
     lab_log.setLevel(logging.DEBUG if verbose else logging.INFO)
     lab_log.propagate = False
 
-    if not 1 <= port_base <= 65532:
+    if port_base is not None and not 1 <= port_base <= 65532:
         _err(f"cai-tui lab serve: --port-base must be between 1 and 65532 (4 consecutive ports), not {port_base}")
         return EXIT_USAGE
     if not re.fullmatch(r"\d+\.\d+\.\d+", protocol_version):
@@ -101,7 +121,15 @@ def serve(
     settings = TrusteeSettings(protocol_version=protocol_version, flavour=flavour, release="trustee", backend="kms")  # type: ignore[arg-type]
     try:
         settings.validate()
-        lab = Lab(state_dir=state_dir, port_base=port_base, faults=faults, trustee_settings=settings)
+        lab = Lab(
+            state_dir=state_dir,
+            port_base=port_base,
+            faults=faults,
+            trustee_settings=settings,
+            seed="bare" if bare else "demo",
+            instance=instance,
+            preferred_port_base=DEFAULT_PORT_BASE,
+        )
     except UnknownFault as e:
         _err(f"cai-tui lab serve: {e}")
         return EXIT_USAGE
@@ -140,6 +168,9 @@ def serve(
                 _err(
                     f"lab ready: Trustee {lab.trustee_url}  OSS {lab.oss_endpoint}  KMS {lab.kms_endpoint}  "
                     f"admin {lab.admin_url}\n  recipe {lab.recipe_path}\n  credentials {lab.credentials_path}\n"
+                    + (f"  {lab.side_by_side_note}\n" if lab.side_by_side_note else "")
+                    + (f"  bare seed: {BARE_NOTE}\n" if bare else "")
+                    + f"  instance: {lab.instance_info['message']}\n"
                     "  stop with Ctrl-C (SIGINT) or SIGTERM"
                 )
             while not stop.wait(1.0):

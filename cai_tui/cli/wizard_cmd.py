@@ -23,7 +23,8 @@ def run_wizard(*, lab: bool, recipe: str | None, lang: str) -> int:
         return run_app(lang=lang, recipe_path=recipe)
     from ..lab.orchestrator import Lab, LabError
 
-    running = Lab()
+    running = Lab(instance=True)
+    sys.stderr.write("starting the lab (Trustee, OSS, KMS and, where this machine can, the lab instance)…\n")
     try:
         running.start()
     except LabError as e:
@@ -32,6 +33,8 @@ def run_wizard(*, lab: bool, recipe: str | None, lang: str) -> int:
     try:
         sys.stderr.write(
             f"lab running: Trustee {running.trustee_url}, OSS {running.oss_endpoint}, KMS {running.kms_endpoint}\n"
+            + (f"  {running.side_by_side_note}\n" if running.side_by_side_note else "")
+            + f"  recipe {running.recipe_path}\n  instance: {running.instance_info['message']}\n"
         )
         return run_app(lang=lang, recipe_path=recipe or str(running.recipe_path), lab_info=running.ready_info())
     finally:

@@ -12,6 +12,9 @@ The flows (procedure map CAI-5.x):
   ``include:``s the CAI stack with ``env_file: ./cai.env``, so this one command starts the stack and inference. CAI-5.2
   is not run first: it would start a second copy of the stack (project ``cai-docker`` beside the compose file's
   project) on the same host network ports and mount point.
+
+Both flows pass ``service.compose_overrides`` (extra compose files, e.g. the lab's docker-compose.lab.yml) with ``-f``
+after the main file, so they merge over it as compose merges repeated ``-f`` files.
 """
 
 from __future__ import annotations
@@ -159,6 +162,7 @@ def build_plan(
     compose = tuple(compose_cmd)
     check_project(project)
     p_opt = ("-p", project) if project else ()
+    overrides = tuple(a for path in s.compose_overrides for a in ("-f", expand_home(path, home)))
     files: list[PlannedFile] = []
 
     text, mode, path = _render_preview("cai-env", recipe)
@@ -172,7 +176,7 @@ def build_plan(
         compose_path = path or s.compose_file
         remote = expand_home(compose_path, home)
         files.append(PlannedFile("compose", compose_path, remote, mode, _secret_lines(text)))
-        commands.append(PlannedCommand("CAI-5.4", (*compose, *p_opt, "-f", remote)))
+        commands.append(PlannedCommand("CAI-5.4", (*compose, *p_opt, "-f", remote, *overrides)))
         notes.append(
             "the compose flow starts the CAI stack through the file's include: (no separate CAI-5.2: that would "
             "start a second copy of the stack)"
@@ -185,7 +189,15 @@ def build_plan(
         commands.append(
             PlannedCommand(
                 "CAI-5.2",
-                (*compose, *p_opt, "-f", expand_home(s.cai_compose_file, home), "--env-file", files[0].remote_path),
+                (
+                    *compose,
+                    *p_opt,
+                    "-f",
+                    expand_home(s.cai_compose_file, home),
+                    *overrides,
+                    "--env-file",
+                    files[0].remote_path,
+                ),
             )
         )
         next_steps.append(

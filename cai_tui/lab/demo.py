@@ -257,8 +257,9 @@ class DemoSeed:
     model_dir: Path
     cipher_dir: Path
     password_file: Path
-    password: str
+    password: str  # "" for the bare seed
     reused: bool  # True when an intact seed from an earlier start was kept
+    bare: bool = False  # only the plaintext model: no cipherdir, no password file
 
     def cipher_files(self) -> list[tuple[str, Path]]:
         """``(object key, local path)`` of every file of the cipherdir, keys under :data:`DEMO_PREFIX`."""
@@ -344,6 +345,35 @@ def _remove_dir(path: Path) -> None:
         shutil.rmtree(path)
 
 
+def _write_model_dir(model_dir: Path, files: dict[str, bytes]) -> None:
+    _remove_dir(model_dir)
+    model_dir.mkdir(mode=0o755)
+    for rel, data in files.items():
+        (model_dir / rel).write_bytes(data)
+
+
+def ensure_bare(state_dir: Path) -> DemoSeed:
+    """The bare seed: the plaintext demo model only (rewritten unless intact); an earlier seed's cipherdir, password
+    file and record are removed, so what encrypts and uploads is the replay's to do."""
+    state_dir = Path(state_dir)
+    files = demo_model_files()
+    model_dir, cipher_dir = state_dir / DEMO_MODEL_DIR, state_dir / DEMO_CIPHER_DIR
+    password_file = state_dir / PASSWORD_FILE
+    intact = True
+    for rel, data in files.items():
+        try:
+            intact = intact and (model_dir / rel).read_bytes() == data
+        except OSError:
+            intact = False
+    if not intact or sorted(p.name for p in model_dir.iterdir()) != sorted(files):
+        log.info("lab: writing the demo model (bare seed) in %s", state_dir)
+        _write_model_dir(model_dir, files)
+    (state_dir / SEED_RECORD).unlink(missing_ok=True)
+    password_file.unlink(missing_ok=True)
+    _remove_dir(cipher_dir)
+    return DemoSeed(model_dir, cipher_dir, password_file, "", reused=intact, bare=True)
+
+
 def ensure_demo(state_dir: Path) -> DemoSeed:
     """Keep an intact earlier seed, or write the demo model, encrypt it with a fresh password and record it."""
     from cai_tui.gocryptfs import encrypt_tree
@@ -359,11 +389,8 @@ def ensure_demo(state_dir: Path) -> DemoSeed:
 
     log.info("lab: seeding the demo model in %s", state_dir)
     (state_dir / SEED_RECORD).unlink(missing_ok=True)
-    _remove_dir(model_dir)
+    _write_model_dir(model_dir, files)
     _remove_dir(cipher_dir)
-    model_dir.mkdir(mode=0o755)
-    for rel, data in files.items():
-        (model_dir / rel).write_bytes(data)
     password = secrets.token_urlsafe(32)
     write_private(password_file, password.encode("utf-8"))
     encrypt_tree(model_dir, cipher_dir, password.encode("utf-8"), creator="cai-tui lab")

