@@ -1,5 +1,6 @@
 """Recipes: the answers of a flow, validated, with secrets as references."""
 
+from .draft import Draft, FieldValue
 from .model import FLOWS, MODEL_BY_FLOW, SCHEMA_VERSION, CaiRecipe, KataRecipe, RecipeModel, json_schema
 from .problems import Problem, RecipeError
 from .redaction import REDACTOR, Redactor
@@ -12,6 +13,8 @@ __all__ = [
     "REDACTOR",
     "SCHEMA_VERSION",
     "CaiRecipe",
+    "Draft",
+    "FieldValue",
     "KataRecipe",
     "LoadedRecipe",
     "Problem",

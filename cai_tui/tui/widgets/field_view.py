@@ -10,10 +10,10 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Static
 
+from ...recipe.draft import FieldValue
 from ...stages.spec import FieldSpec
 from ..i18n import t
 from ..text import reflow
-from ..values import FieldValue
 
 
 class FieldView(Vertical):
