@@ -93,6 +93,17 @@ def load_stage_file(path: Path, flow: str) -> StageSpec:
                 )
             )
     for i, step in enumerate(spec.steps):
+        for answer in step.when:
+            why = path_problem(model, answer)
+            if why is not None:
+                problems.append(
+                    Problem(
+                        name,
+                        mapping_line(doc, ["steps", i, "when"]),
+                        f"steps[{i}].when",
+                        f"{answer!r} is not a {flow} answer ({why})",
+                    )
+                )
         for j, d in enumerate(step.do):
             for ph in PLACEHOLDER_RE.findall(d.command or ""):
                 why = path_problem(model, ph)
