@@ -251,10 +251,15 @@ class _View:
         text = escape(REDACTOR.redact(e.text))
         if e.kind == "line":
             self.console.print(f"[dim]  {escape(e.source)}│[/] {text}" if e.source else f"  {text}")
-        elif e.kind == "progress":
+        elif e.kind == "progress":  # at most one line a second per step, and the last one
+            import time
+
             done, total = e.done or 0, e.total
-            pct = f"{100 * done / total:5.1f}%" if total else ""
-            self.console.print(f"  [cyan]{text or 'progress'}[/] {done}/{total or '?'} {escape(e.unit)} {pct}")
+            key, now = f"{e.step}/{e.text}", time.monotonic()
+            if (total is not None and done >= total) or now - self._progress.get(key, 0.0) >= 1.0:
+                self._progress[key] = now
+                pct = f"{100 * done / total:5.1f}%" if total else ""
+                self.console.print(f"  [cyan]{text or 'progress'}[/] {done}/{total or '?'} {escape(e.unit)} {pct}")
         elif e.kind == "note":
             style = {"warn": "yellow", "error": "bold red"}.get(e.level, "bold")
             self.console.print(f"[{style}]{text}[/]")
@@ -325,10 +330,12 @@ class _View:
         from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title="cai-tui replay", show_lines=False, expand=True)
+        table = Table(title="cai-tui replay: items not skipped", show_lines=False, expand=True)
         for col in ("stage", "item", "kind", "target", "status", "detail"):
             table.add_column(col, overflow="fold", ratio=3 if col == "detail" else None)
         for r in report.results:
+            if r.status == "skipped":  # each was shown as it ran; the table holds what changed, failed or is left
+                continue
             it = r.item
             detail = r.detail + (f" [{r.faq_id}]" if r.faq_id else "")
             table.add_row(
