@@ -108,6 +108,11 @@ def test_get_reads_defaults_secrets_and_unset():
     assert draft.get("model.sam.key") == FieldValue(None, is_default=True)
     assert draft.get("targets.workstation") == FieldValue("local")
     assert draft.get("targets.instance") == FieldValue(None, is_default=True)
+    assert draft.value("service.port") == 8080 and draft.value("tng.max_tokens") == 132
+    assert draft.value("model.password") == SecretRef("file", "~/.local/state/cai-tui/lab/model-password")
+    assert draft.value("model.sam.key") is None and draft.value("targets.workstation") == "local"
+    with pytest.raises(UnknownField):
+        draft.value("service.prot")
     with pytest.raises(UnknownField) as e:
         draft.get("oss.bucket_pth")
     assert "did you mean 'oss.bucket_path'" in str(e.value)
