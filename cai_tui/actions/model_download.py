@@ -5,6 +5,10 @@ The Python API is used when ``modelscope`` is importable
 where the installed version has ``progress_callbacks``), else the CLI the seed shows
 (``modelscope download --model ID [--local_dir DIR]``). Neither installed → "pip install modelscope" (exit 2).
 A hub that cannot be reached (no network, a proxy, MODELSCOPE_ENDPOINT pointing nowhere) gives one clear message.
+
+What happens goes to one :data:`~cai_tui.events.EventSink` (``on_event``): ``progress`` events (source ``download``,
+bytes so far of the bytes expected so far, ``text`` the file) and the CLI's output as ``line`` events (source
+``modelscope``).
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..events import EventSink, line, progress
 from . import ActionError
 from .model_dir import ModelDirReport, validate_model_dir
 
@@ -46,8 +50,7 @@ _UNREACHABLE_TEXT = re.compile(
     re.IGNORECASE,
 )
 
-DownloadProgress = Callable[[int, int, str], None]
-"""``progress(bytes so far, bytes expected so far (0: unknown), file name)``."""
+SOURCE = "download"
 
 
 @dataclass
@@ -112,16 +115,16 @@ def _dir_bytes(path: str) -> int:
 class _Poller:
     """Reports the bytes present under a directory twice a second (when the library gives no callbacks)."""
 
-    def __init__(self, path: str | None, progress: DownloadProgress | None) -> None:
+    def __init__(self, path: str | None, on_event: EventSink | None) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        if path is not None and progress is not None:
-            self._thread = threading.Thread(target=self._run, args=(path, progress), daemon=True)
+        if path is not None and on_event is not None:
+            self._thread = threading.Thread(target=self._run, args=(path, on_event), daemon=True)
             self._thread.start()
 
-    def _run(self, path: str, progress: DownloadProgress) -> None:
+    def _run(self, path: str, on_event: EventSink) -> None:
         while not self._stop.wait(0.5):
-            progress(_dir_bytes(path), 0, "")
+            on_event(progress(_dir_bytes(path), None, source=SOURCE))
 
     def stop(self) -> None:
         self._stop.set()
@@ -129,7 +132,7 @@ class _Poller:
             self._thread.join()
 
 
-def _callback_class(progress: DownloadProgress) -> type:
+def _callback_class(on_event: EventSink) -> type:
     try:
         from modelscope.hub.callback import ProgressCallback as base
     except Exception:
@@ -148,7 +151,7 @@ def _callback_class(progress: DownloadProgress) -> type:
             with lock:
                 state["done"] += size
                 done, total = state["done"], state["total"]
-            progress(done, total, self.filename)
+            on_event(progress(done, total or None, source=SOURCE, text=self.filename))
 
         def end(self) -> None:
             pass
@@ -156,16 +159,16 @@ def _callback_class(progress: DownloadProgress) -> type:
     return _Callback
 
 
-def _via_api(snapshot_download: Any, model_id: str, dest: str | None, progress: DownloadProgress | None) -> str:
+def _via_api(snapshot_download: Any, model_id: str, dest: str | None, on_event: EventSink | None) -> str:
     params = inspect.signature(snapshot_download).parameters
     kwargs: dict[str, Any] = {"model_id": model_id}
     if dest is not None:
         kwargs["local_dir" if "local_dir" in params else "cache_dir"] = dest
     poller = None
-    if progress is not None and "progress_callbacks" in params:
-        kwargs["progress_callbacks"] = [_callback_class(progress)]
+    if on_event is not None and "progress_callbacks" in params:
+        kwargs["progress_callbacks"] = [_callback_class(on_event)]
     else:
-        poller = _Poller(dest, progress)
+        poller = _Poller(dest, on_event)
     try:
         return str(snapshot_download(**kwargs))
     finally:
@@ -184,21 +187,19 @@ def default_cache_path(model_id: str) -> str | None:
     return None
 
 
-def _via_cli(
-    cli: str, model_id: str, dest: str | None, progress: DownloadProgress | None, on_line: Callable[[str], None] | None
-) -> str:
+def _via_cli(cli: str, model_id: str, dest: str | None, on_event: EventSink | None) -> str:
     argv = [cli, "download", "--model", model_id, *(["--local_dir", dest] if dest else [])]
-    poller = _Poller(dest, progress)
+    poller = _Poller(dest, on_event)
     tail: list[str] = []
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         assert proc.stdout is not None
         try:
             for raw in proc.stdout:
-                line = raw.decode("utf-8", "replace").rstrip()
-                tail = [*tail[-19:], line]
-                if on_line is not None:
-                    on_line(line)
+                text = raw.decode("utf-8", "replace").rstrip()
+                tail = [*tail[-19:], text]
+                if on_event is not None:
+                    on_event(line(text, source="modelscope"))
             rc = proc.wait()
         except BaseException:
             proc.kill()
@@ -231,8 +232,7 @@ def download_model(
     model_id: str,
     dest: str | None = None,
     *,
-    progress: DownloadProgress | None = None,
-    on_line: Callable[[str], None] | None = None,
+    on_event: EventSink | None = None,
 ) -> DownloadResult:
     """Download ``model_id`` (into ``dest``, else ModelScope's cache) and validate it; a local directory given as
     ``model_id`` is validated instead. Raises :class:`ActionError` (exit 2: input, 1: the download failed)."""
@@ -258,7 +258,7 @@ def download_model(
     try:
         if snapshot_download is not None:
             try:
-                path = _via_api(snapshot_download, model_id, target, progress)
+                path = _via_api(snapshot_download, model_id, target, on_event)
             except (KeyboardInterrupt, ActionError):
                 raise
             except Exception as exc:
@@ -266,7 +266,7 @@ def download_model(
             via = "modelscope-api"
         else:
             assert cli is not None
-            path = _via_cli(cli, model_id, target, progress, on_line)
+            path = _via_cli(cli, model_id, target, on_event)
             via = "modelscope-cli"
     except BaseException:
         if created and target is not None and os.path.isdir(target) and not os.listdir(target):

@@ -6,9 +6,15 @@
   ``fusermount3 -u`` on every exit path (errors, Ctrl-C, SIGTERM).
 
 Both write ``.cai-manifest.json`` (SHA-256 of every plaintext file, computed while encrypting) into the encrypted
-tree. While a destination is being filled it holds a ``CAI-INCOMPLETE`` marker; on failure the marker stays and
-there is no ``gocryptfs.conf`` (the FUSE engine renames its to ``gocryptfs.conf.incomplete``), so a half-done
-output is never taken for a model.
+tree. While a destination is being filled it holds a ``CAI-INCOMPLETE`` marker; on failure or cancellation the
+marker stays and there is no ``gocryptfs.conf`` (the FUSE engine renames its to ``gocryptfs.conf.incomplete``), so a
+half-done output is never taken for a model, and the next run into the same destination recognises it
+(:func:`unfinished_output`), clears it and starts over.
+
+Progress and notes go to one :data:`~cai_tui.events.EventSink` (``on_event``): ``progress`` events in bytes from
+``source`` ``encrypt`` (both engines) and ``sha256`` (the manifest), ``note`` events for a person. ``cancel``
+(a :class:`~cai_tui.events.CancelToken`) is checked between files and 1-MiB chunks; a cancelled run raises
+:class:`~cai_tui.events.Cancelled` with the destination left as after a failure.
 """
 
 from __future__ import annotations
@@ -26,14 +32,17 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..events import NEVER, Cancelled, CancelToken, EventSink, labelled, note
+from ..events import progress as progress_event
 from . import ActionError, human_bytes
-from .model_manifest import MANIFEST_NAME, MARKER_NAME, Progress, build_manifest, manifest_bytes
+from .model_manifest import MANIFEST_NAME, MARKER_NAME, build_manifest, manifest_bytes
 
 MAX_PASSWORD_LEN = 2048  # as gocryptfs -passfile
+RERUN = "run the same command again to start over (it clears the unfinished output first)"
 CONF_NAME = "gocryptfs.conf"
 INCOMPLETE_CONF = "gocryptfs.conf.incomplete"
 SEED_VERSION = (2, 4)
@@ -81,13 +90,43 @@ def read_password_file(path: str | os.PathLike[str]) -> tuple[bytes, list[str]]:
     return first, warnings
 
 
-def check_destination(dst: str) -> None:
-    if os.path.lexists(dst):
-        if not os.path.isdir(dst) or os.path.islink(dst):
-            raise ActionError(f"{dst} exists and is not a directory; choose a new destination")
+MARKER_HEAD = b"Unfinished cai-tui encryption"
+
+
+def unfinished_output(dst: str) -> bool:
+    """Whether ``dst`` is what a failed or cancelled run of this module left: our marker, no ``gocryptfs.conf``."""
+    marker = os.path.join(dst, MARKER_NAME)
+    if os.path.islink(marker) or not os.path.isfile(marker) or os.path.lexists(os.path.join(dst, CONF_NAME)):
+        return False
+    try:
+        with open(marker, "rb") as f:
+            return f.read(len(MARKER_HEAD)) == MARKER_HEAD
+    except OSError:
+        return False
+
+
+def check_destination(dst: str) -> str | None:
+    """Refuse a destination that is not absent or empty, except an unfinished output of an earlier run, which is
+    cleared (its directory kept); returns a note saying so, or None."""
+    if not os.path.lexists(dst):
+        return None
+    if not os.path.isdir(dst) or os.path.islink(dst):
+        raise ActionError(f"{dst} exists and is not a directory; choose a new destination")
+    with os.scandir(dst) as it:
+        if next(it, None) is None:
+            return None
+    if not unfinished_output(dst):
+        raise ActionError(f"{dst} is not empty; give an absent or empty destination (nothing was changed)")
+    try:
         with os.scandir(dst) as it:
-            if next(it, None) is not None:
-                raise ActionError(f"{dst} is not empty; give an absent or empty destination (nothing was changed)")
+            for entry in list(it):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+    except OSError as exc:
+        raise ActionError(f"{dst} holds an unfinished encryption that cannot be removed ({exc}); delete it") from None
+    return f"{dst} held an unfinished encryption ({MARKER_NAME}) from an earlier run: cleared, starting over"
 
 
 def write_marker(dst: str, engine: str, src: str) -> str:
@@ -95,8 +134,8 @@ def write_marker(dst: str, engine: str, src: str) -> str:
     when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with open(path, "w", encoding="utf-8") as f:
         f.write(
-            f"Unfinished cai-tui encryption ({engine} engine) of {src}, started {when}.\n"
-            "This directory is NOT a usable model. Delete it and run `cai-tui model encrypt` again.\n"
+            f"{MARKER_HEAD.decode()} ({engine} engine) of {src}, started {when}.\n"
+            "This directory is NOT a usable model. Run `cai-tui model encrypt` into it again: it starts over.\n"
         )
     return path
 
@@ -121,26 +160,28 @@ class EncryptResult:
 class _Hasher:
     """Builds the manifest in a background thread while the encryption runs."""
 
-    def __init__(self, src: str, progress: Progress | None) -> None:
+    def __init__(self, src: str, progress: EventSink | None) -> None:
         self.manifest: dict[str, Any] | None = None
         self.error: BaseException | None = None
-        self._stop = threading.Event()
+        self._stop = CancelToken()
         self._thread = threading.Thread(target=self._run, args=(src, progress), daemon=True, name="cai-manifest")
         self._thread.start()
 
-    def _run(self, src: str, progress: Progress | None) -> None:
+    def _run(self, src: str, progress: EventSink | None) -> None:
         try:
-            self.manifest = build_manifest(src, progress=progress, stop=self._stop)
+            self.manifest = build_manifest(src, progress=progress, cancel=self._stop)
         except BaseException as exc:
             self.error = exc
 
     def cancel(self) -> None:
         """Stop hashing (on a failure or Ctrl-C) so that the process can exit at once."""
-        self._stop.set()
+        self._stop.cancel()
         self._thread.join()
 
-    def result(self) -> dict[str, Any]:
-        self._thread.join()
+    def result(self, cancel: CancelToken = NEVER) -> dict[str, Any]:
+        while self._thread.is_alive():
+            self._thread.join(0.1)
+            cancel.check()
         if self.error is not None:
             raise self.error
         assert self.manifest is not None
@@ -148,9 +189,7 @@ class _Hasher:
 
 
 def _failure(exc: BaseException, dst: str, what: str) -> ActionError:
-    left = (
-        f"{dst} is left incomplete (marked {MARKER_NAME}, no {CONF_NAME}): delete it (`rm -rf {dst}`) before retrying"
-    )
+    left = f"{dst} is left incomplete (marked {MARKER_NAME}, no {CONF_NAME}): {RERUN}"
     if isinstance(exc, ActionError):
         return ActionError(f"{exc.message}; {left}", exc.exit_code)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -165,6 +204,12 @@ def _failure(exc: BaseException, dst: str, what: str) -> ActionError:
     return ActionError(f"{what} failed: {type(exc).__name__}: {exc}; {left}", 1)
 
 
+def _start(dst: str, on_event: EventSink | None) -> None:
+    cleared = check_destination(dst)
+    if cleared is not None and on_event is not None:
+        on_event(note(cleared, level="warn", source="encrypt"))
+
+
 # ------------------------------------------------------------------------------------------------------- native
 def encrypt_native(
     src: str,
@@ -172,20 +217,30 @@ def encrypt_native(
     password: bytes,
     *,
     workers: int | None = None,
-    progress: Progress | None = None,
-    hash_progress: Progress | None = None,
+    on_event: EventSink | None = None,
+    cancel: CancelToken = NEVER,
 ) -> EncryptResult:
     """Encrypt the contents of ``src`` into the new cipherdir ``dst`` with the native engine (+ manifest)."""
     from ..gocryptfs import CipherdirWriter, create_config
+    from ..gocryptfs.writer import tree_plain_bytes
 
     src, dst = os.path.abspath(src), os.path.abspath(dst)
-    check_destination(dst)
+    _start(dst, on_event)
     started = time.monotonic()
     config, master_key = create_config(password)
-    hasher = _Hasher(src, hash_progress)
+    total = tree_plain_bytes(src, skip=frozenset({MANIFEST_NAME}))
+    hasher = _Hasher(src, labelled(on_event, source="sha256"))
     result = EncryptResult("native", src, dst)
     try:
-        writer = CipherdirWriter(dst, config, master_key, workers=workers or os.cpu_count() or 1, progress=progress)
+        writer = CipherdirWriter(
+            dst,
+            config,
+            master_key,
+            workers=workers or os.cpu_count() or 1,
+            progress=labelled(on_event, source="encrypt"),
+            cancel=cancel,
+            total_bytes=total,
+        )
     except OSError as exc:
         hasher.cancel()
         raise _failure(exc, dst, "creating the cipherdir") from exc
@@ -203,13 +258,14 @@ def encrypt_native(
                 else:
                     raise ActionError(f"{full}: cannot encrypt a device node, FIFO or socket; remove it from the model")
             writer.wait()
-            manifest = hasher.result()
+            manifest = hasher.result(cancel)
             blob = manifest_bytes(manifest)
+            writer.total_bytes = total + len(blob)
             writer.add_fileobj(io.BytesIO(blob), MANIFEST_NAME, mode=0o444)
             stats = writer.finish()  # writes gocryptfs.conf last
     except BaseException as exc:
         hasher.cancel()
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, (KeyboardInterrupt, Cancelled)):
             raise
         raise _failure(exc, dst, "encrypting") from exc
     os.unlink(os.path.join(dst, MARKER_NAME))
@@ -334,8 +390,12 @@ class GocryptfsBinary:
 
 @contextlib.contextmanager
 def _interrupts_as_keyboard() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt (like Ctrl-C) so ``finally`` blocks unmount; main thread only."""
-    if threading.current_thread() is not threading.main_thread():
+    """SIGTERM raises KeyboardInterrupt (like Ctrl-C) so ``finally`` blocks unmount; main thread only, and only
+    where nobody else handles SIGTERM (the CLI turns it into a cancellation)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
         yield
         return
 
@@ -363,8 +423,11 @@ def _signals_held() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def copy_contents(src: str, dst: str, progress: Progress | None = None) -> tuple[int, int]:
-    """Copy what is *inside* ``src`` into ``dst`` (``cp -r src/. dst/``), 1-MiB chunks; returns (files, bytes)."""
+def copy_contents(
+    src: str, dst: str, progress: EventSink | None = None, cancel: CancelToken = NEVER
+) -> tuple[int, int]:
+    """Copy what is *inside* ``src`` into ``dst`` (``cp -r src/. dst/``), 1-MiB chunks; returns (files, bytes).
+    ``progress`` events after every chunk (bytes so far, ``text`` the path); ``cancel`` checked between chunks."""
     files = done = 0
     fixups: list[tuple[str, int]] = []
     buf = bytearray(1 << 20)
@@ -376,6 +439,7 @@ def copy_contents(src: str, dst: str, progress: Progress | None = None) -> tuple
         for name in sorted(dirnames + filenames):
             if rel_dir == "." and name == MANIFEST_NAME:
                 continue
+            cancel.check()
             s, d = os.path.join(dirpath, name), os.path.join(out_dir, name)
             rel = os.path.relpath(s, src)
             st = os.lstat(s)
@@ -392,7 +456,8 @@ def copy_contents(src: str, dst: str, progress: Progress | None = None) -> tuple
                             chunk = chunk[fout.write(chunk) :]
                         done += n
                         if progress is not None:
-                            progress(done, rel)
+                            progress(progress_event(done, None, text=rel))
+                        cancel.check()
                 os.chmod(d, stat.S_IMODE(st.st_mode))
                 files += 1
             else:
@@ -408,20 +473,20 @@ def encrypt_fuse(
     password_file: str,
     *,
     mountpoint: str | None = None,
-    progress: Progress | None = None,
-    hash_progress: Progress | None = None,
-    on_binary: Callable[[GocryptfsBinary], None] | None = None,
+    on_event: EventSink | None = None,
+    cancel: CancelToken = NEVER,
 ) -> EncryptResult:
-    """The seed's CAI-1.5 with the real binary: init, mount, copy the contents, unmount (always)."""
+    """The seed's CAI-1.5 with the real binary: init, mount, copy the contents, unmount (always). The binary's
+    version goes to ``on_event`` as a note (source ``gocryptfs``)."""
     src, dst = os.path.abspath(src), os.path.abspath(dst)
     password_file = os.path.abspath(os.path.expanduser(password_file))
-    check_destination(dst)
+    _start(dst, on_event)
     fd, log = tempfile.mkstemp(prefix="cai-tui-gocryptfs-", suffix=".log")
     os.close(fd)
     try:
         gb = GocryptfsBinary.find(log)
-        if on_binary is not None:
-            on_binary(gb)
+        if on_event is not None:
+            on_event(note(gb.version_note(), source="gocryptfs"))
         result = EncryptResult("fuse", src, dst, gocryptfs_version=gb.version_note())
         created = not os.path.exists(dst)
         os.makedirs(dst, exist_ok=True)
@@ -431,7 +496,7 @@ def encrypt_fuse(
             if created:
                 shutil.rmtree(dst, ignore_errors=True)  # nothing was written: leave nothing behind
             raise
-        return _fill_mounted(gb, src, dst, password_file, mountpoint, result, progress, hash_progress)
+        return _fill_mounted(gb, src, dst, password_file, mountpoint, result, on_event, cancel)
     finally:
         os.unlink(log)
 
@@ -443,9 +508,11 @@ def _fill_mounted(
     passfile: str,
     mountpoint: str | None,
     result: EncryptResult,
-    progress: Progress | None,
-    hash_progress: Progress | None,
+    on_event: EventSink | None,
+    cancel: CancelToken,
 ) -> EncryptResult:
+    from ..gocryptfs.writer import tree_plain_bytes
+
     started = time.monotonic()
     mnt = os.path.abspath(mountpoint) if mountpoint else tempfile.mkdtemp(prefix="cai-tui-plain-")
     ok = False
@@ -455,9 +522,11 @@ def _fill_mounted(
         with _interrupts_as_keyboard():
             try:
                 gb.mount(dst, mnt, passfile)
-                hasher = _Hasher(src, hash_progress)
-                result.files, result.plain_bytes = copy_contents(src, mnt, progress)
-                manifest = hasher.result()
+                hasher = _Hasher(src, labelled(on_event, source="sha256"))
+                total = tree_plain_bytes(src, skip=frozenset({MANIFEST_NAME}))
+                copy_progress = labelled(on_event, source="encrypt", total=total)
+                result.files, result.plain_bytes = copy_contents(src, mnt, copy_progress, cancel)
+                manifest = hasher.result(cancel)
                 with open(os.path.join(mnt, MANIFEST_NAME), "wb") as f:
                     f.write(manifest_bytes(manifest))
                 os.chmod(os.path.join(mnt, MANIFEST_NAME), 0o444)
@@ -478,7 +547,7 @@ def _fill_mounted(
             hasher.cancel()
         with contextlib.suppress(OSError):
             os.replace(os.path.join(dst, CONF_NAME), os.path.join(dst, INCOMPLETE_CONF))
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, (KeyboardInterrupt, Cancelled)):
             raise
         raise _failure(exc, dst, "copying into the gocryptfs mount") from exc
     finally:

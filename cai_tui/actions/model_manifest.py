@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from ..events import NEVER, CancelToken, EventSink
+from ..events import progress as progress_event
 from . import ActionError
 
 MANIFEST_NAME = ".cai-manifest.json"
@@ -31,8 +33,7 @@ MARKER_NAME = "CAI-INCOMPLETE"
 """Written into a destination while it is being filled; present ⇒ the output is not complete."""
 CHUNK = 1 << 20
 
-Progress = Callable[[int, str], None]
-"""``progress(total bytes so far, relative path)``."""
+# Progress goes to an EventSink as ``progress`` events: bytes hashed so far of ``total``, ``text`` the relative path.
 
 
 # -------------------------------------------------------------------------------------------------------- building
@@ -65,52 +66,49 @@ def iter_tree(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
 
 
 class _Counter:
-    def __init__(self, progress: Progress | None) -> None:
+    def __init__(self, progress: EventSink | None, total: int | None) -> None:
         self.done = 0
+        self.total = total
         self._lock = threading.Lock()
         self._progress = progress
 
     def add(self, n: int, rel: str) -> None:
-        with self._lock:
+        with self._lock:  # reported under the lock: the hashing threads' totals reach the sink in order
             self.done += n
-            done = self.done
-        if self._progress is not None:
-            self._progress(done, rel)
-
-
-class Cancelled(Exception):
-    """:func:`build_manifest` was stopped through its ``stop`` event."""
+            if self._progress is not None:
+                self._progress(progress_event(self.done, self.total, text=rel))
 
 
 def build_manifest(
     root: str | os.PathLike[str],
     *,
     threads: int = 2,
-    progress: Progress | None = None,
-    stop: threading.Event | None = None,
+    progress: EventSink | None = None,
+    cancel: CancelToken = NEVER,
 ) -> dict[str, Any]:
     """Hash every regular file below ``root`` (the manifest itself excluded); symlinks are recorded by target.
-    Setting ``stop`` makes it raise :class:`Cancelled` within one 1-MiB chunk."""
+    A set ``cancel`` makes it raise :class:`~cai_tui.events.Cancelled` within one 1-MiB chunk."""
     from .. import __version__
 
     src = os.fspath(root)
     files: list[tuple[str, str]] = []
     symlinks: dict[str, str] = {}
+    total = 0
     for rel, full, st in iter_tree(src):
         if rel == MANIFEST_NAME:
             continue
         if stat.S_ISREG(st.st_mode):
             files.append((rel, full))
+            total += st.st_size
         elif stat.S_ISLNK(st.st_mode):
             symlinks[rel] = os.readlink(full)
-    counter = _Counter(progress)
+    counter = _Counter(progress, total)
 
     def one(item: tuple[str, str]) -> tuple[str, dict[str, Any]]:
         rel, full = item
 
         def on_bytes(n: int) -> None:
-            if stop is not None and stop.is_set():
-                raise Cancelled(rel)
+            cancel.check()
             counter.add(n, rel)
 
         with open(full, "rb", buffering=0) as f:
@@ -164,12 +162,13 @@ class VerifyReport:
 class _Comparer:
     """Compares what is found against a manifest; collects the problems."""
 
-    def __init__(self, report: VerifyReport, manifest: dict[str, Any], progress: Progress | None) -> None:
+    def __init__(self, report: VerifyReport, manifest: dict[str, Any], progress: EventSink | None) -> None:
         self.report = report
         self.expected: dict[str, dict[str, Any]] = manifest["files"]
         self.links: dict[str, str] = manifest.get("symlinks") or {}
         self.seen: set[str] = set()
-        self.counter = _Counter(progress)
+        total = sum(int(v.get("size") or 0) for v in self.expected.values() if isinstance(v, dict))
+        self.counter = _Counter(progress, total)
         report.expected_files = len(self.expected)
 
     def file(self, rel: str, size: int, open_stream: Callable[[], BinaryIO]) -> None:
@@ -215,7 +214,7 @@ def _open_raw(path: str) -> BinaryIO:
     return open(path, "rb", buffering=0)
 
 
-def verify_plain(root: str | os.PathLike[str], *, progress: Progress | None = None) -> VerifyReport:
+def verify_plain(root: str | os.PathLike[str], *, progress: EventSink | None = None) -> VerifyReport:
     """Check a plaintext tree (decrypted, or the mount at MODEL_MOUNT_POINT) against its own manifest."""
     top = os.path.abspath(os.fspath(root))
     if not os.path.isdir(top):
@@ -278,7 +277,7 @@ def _open_cipherdir(cipher_dir: str, password: bytes) -> Any:
 
 
 def verify_cipherdir(
-    cipher_dir: str | os.PathLike[str], password: bytes, *, progress: Progress | None = None
+    cipher_dir: str | os.PathLike[str], password: bytes, *, progress: EventSink | None = None
 ) -> VerifyReport:
     """Decrypt (streaming, nothing written) and check every file of a cipherdir against the manifest inside it."""
     from ..gocryptfs import CorruptionError

@@ -25,6 +25,12 @@ real ``gocryptfs`` mounts: ``gocryptfs.conf`` (default format), a ``gocryptfs.di
 (``gocryptfs.longname.*`` with their ``.name`` files for long ones). Random per-directory IVs and the config are
 journalled before anything is uploaded, so a resumed run encrypts the rest with the same key and names; a resumed
 large file keeps its file ID, and its missing parts are encrypted again (each gocryptfs block is independent).
+
+**Progress and cancellation**: ``on_event`` receives ``progress`` events (source ``upload``, bytes done of the total,
+``text`` the current file, ``data`` ``files_done``/``files_total``) at most every 0.1 s, and a note when the
+verification starts. ``cancel`` is checked before each file and each part: once set, no new request starts, the
+requests in flight end and are journalled, and :class:`~cai_tui.events.Cancelled` is raised; the marker stays, the
+multipart uploads stay open with their parts, and the same call resumes from there.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..events import NEVER, Cancelled, CancelToken, EventSink, note, progress
 from .oss_client import OssActionError, is_oss_error, map_oss_error, oss_errors
 
 MiB = 1024 * 1024
@@ -59,8 +66,7 @@ LOCK_NAME = ".lock"
 JOURNAL_VERSION = 1
 MANIFEST_NAME = ".cai-manifest.json"
 
-ProgressFn = Callable[[int, int, int, int, str], None]
-"""``progress(bytes_done, bytes_total, files_done, files_total, current)``."""
+SOURCE = "upload"
 
 
 class UploadInputError(ValueError):
@@ -314,6 +320,7 @@ class UploadOptions:
     scrypt_logn: int = 16  # gocryptfs default; lower only in tests
     state_root: Path | None = None
     verify: bool = True
+    progress_interval: float = 0.1  # seconds between progress events (0: every update)
 
     def check(self) -> None:
         if not 1 <= self.threads <= MAX_THREADS:
@@ -325,10 +332,12 @@ class UploadOptions:
 
 
 class _Progress:
-    """Thread-safe byte/file counters; calls ``fn`` at most every 0.1 s (and always for the last update)."""
+    """Thread-safe byte/file counters; a ``progress`` event to ``fn`` at most every ``interval`` seconds (and always
+    for the last update)."""
 
-    def __init__(self, fn: ProgressFn | None, bytes_total: int, files_total: int) -> None:
+    def __init__(self, fn: EventSink | None, bytes_total: int, files_total: int, interval: float = 0.1) -> None:
         self.fn = fn
+        self.interval = interval
         self.bytes_total = bytes_total
         self.files_total = files_total
         self._lock = threading.Lock()
@@ -360,11 +369,12 @@ class _Progress:
         with self._lock:
             done = self._committed + sum(self._inflight.values())
             last = self.files_done == self.files_total and done >= self.bytes_total
-            if not (force or last or now - self._last >= 0.1):
+            if not (force or last or now - self._last >= self.interval):
                 return
             self._last = now
             files_done = self.files_done
-        self.fn(min(done, self.bytes_total), self.bytes_total, files_done, self.files_total, label)
+        files = {"files_done": files_done, "files_total": self.files_total}
+        self.fn(progress(min(done, self.bytes_total), self.bytes_total, source=SOURCE, text=label, data=files))
 
     def emit(self, label: str) -> None:
         self._emit(label, force=True)
@@ -378,8 +388,13 @@ class _ManifestHasher:
         self._files = files
         self._result: dict[str, Any] | None = None
         self._error: BaseException | None = None
+        self._stop = CancelToken()
         self._thread = threading.Thread(target=self._run, name="cai-upload-manifest", daemon=True)
         self._thread.start()
+
+    def stop(self) -> None:
+        """The upload stopped: no more hashing (the thread ends within one MiB)."""
+        self._stop.cancel()
 
     def _run(self) -> None:
         try:
@@ -399,6 +414,7 @@ class _ManifestHasher:
             n = 0
             with open(f.path, "rb", buffering=0) as src:
                 while chunk := src.read(MiB):
+                    self._stop.check()
                     h.update(chunk)
                     n += len(chunk)
             if n != f.size:
@@ -433,14 +449,16 @@ class _Run:
         tree: LocalTree,
         prefix: str,
         options: UploadOptions,
-        progress: ProgressFn | None,
+        on_event: EventSink | None,
         state_dir: Path,
+        cancel: CancelToken = NEVER,
     ) -> None:
         self.bucket = bucket
         self.tree = tree
         self.prefix = prefix
         self.opt = options
-        self.progress_fn = progress
+        self.on_event = on_event
+        self.user_cancel = cancel
         self.state_dir = state_dir
         self.encrypt = options.password is not None
         header = {
@@ -552,7 +570,7 @@ class _Run:
             state_dir=self.state_dir,
             marker_key=self.marker_key,
         )
-        progress = _Progress(self.progress_fn, report.bytes_total, files_total)
+        progress = _Progress(self.on_event, report.bytes_total, files_total, self.opt.progress_interval)
         todo = []
         for obj in self.objects:
             if self._already_done(obj):
@@ -572,12 +590,17 @@ class _Run:
                 self._hasher = _ManifestHasher(self.tree.files)
             self._parallel(small, progress)
             for obj in big:
+                self.user_cancel.check()
                 self._upload_big(obj, progress)
             if self._hasher is not None:
+                self.user_cancel.check()
                 self._upload_manifest(progress)
+            self.user_cancel.check()
             self._parallel(conf, progress)  # last: the prefix becomes a cipherdir only when all else is there
         except BaseException as exc:
             self._cancel.set()
+            if self._hasher is not None:
+                self._hasher.stop()
             if isinstance(exc, Exception) and is_oss_error(exc):
                 err = exc if isinstance(exc, OssActionError) else map_oss_error(exc, "uploading", self.bucket.endpoint)
                 raise OssActionError(
@@ -592,6 +615,8 @@ class _Run:
         report.objects = len(self.objects)
         report.bytes_total = progress.bytes_total
         if self.opt.verify:
+            if self.on_event is not None:
+                self.on_event(note(f"verifying {len(self.objects)} object(s) (size and CRC-64)", source=SOURCE))
             report.problems = self._verify(progress)
             report.extras = self._extras()
             progress.emit("verified" if report.ok else "verification failed")
@@ -668,6 +693,12 @@ class _Run:
             for fut in futures:
                 if fut.done() and fut.exception() is not None:
                     raise fut.exception()  # type: ignore[misc]
+        except Cancelled:
+            # asked to stop: the requests in flight end and are journalled, so that a rerun resumes from a state
+            # that matches what is in OSS; queued calls are dropped
+            self._cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         except BaseException:
             self._cancel.set()
             pool.shutdown(wait=False, cancel_futures=True)
@@ -691,6 +722,7 @@ class _Run:
     def _upload_small(self, obj: _Obj, progress: _Progress) -> None:
         if self._cancel.is_set():
             return
+        self.user_cancel.check()
         data = self._small_body(obj)
         crc = crc64_of(data)
 
@@ -747,6 +779,9 @@ class _Run:
         crc_thread.start()
 
         def cb(consumed: int, _total: int | None) -> None:
+            # oss2 calls this before each part (and at the end): raising here stops each of its threads before its
+            # next part, after the part it was sending; the checkpoint and the open upload let a rerun resume
+            self.user_cancel.check()
             progress.advance(obj.key, consumed, obj.label)
 
         with oss_errors(f"uploading {obj.label}", self.bucket):
@@ -818,6 +853,7 @@ class _Run:
             nonlocal done_bytes
             if self._cancel.is_set():
                 return
+            self.user_cancel.check()
             fd = os.open(src.path, os.O_RDONLY)  # one per part: nothing shared with threads left running on failure
             try:
                 body = _encrypt_blocks(fd, self._content, file_id, first, end, src.size, BLOCK_SIZE)
@@ -979,13 +1015,15 @@ def upload_tree(
     prefix: str,
     *,
     options: UploadOptions | None = None,
-    progress: ProgressFn | None = None,
+    on_event: EventSink | None = None,
+    cancel: CancelToken = NEVER,
 ) -> UploadReport:
     """Upload (and verify) ``src_dir`` to ``prefix`` of ``bucket`` (an :class:`oss2.Bucket`); see the module docstring.
 
     Raises :class:`UploadInputError` (nothing or nothing more uploaded; fix the input) and
-    :class:`~cai_tui.actions.oss_client.OssActionError` (OSS refused or was unreachable; re-run to resume). A report
-    with problems means verification failed.
+    :class:`~cai_tui.actions.oss_client.OssActionError` (OSS refused or was unreachable; re-run to resume) and
+    :class:`~cai_tui.events.Cancelled` (``cancel`` was set; re-run to resume). A report with problems means
+    verification failed.
     """
     opt = options or UploadOptions()
     opt.check()
@@ -998,7 +1036,7 @@ def upload_tree(
     state_dir = root / run_id(bucket.bucket_name, prefix, tree.root)
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with _exclusive(state_dir, bucket.bucket_name, prefix):
-        run = _Run(bucket, tree, prefix, opt, progress, state_dir)
+        run = _Run(bucket, tree, prefix, opt, on_event, state_dir, cancel)
         try:
             return run.run()
         finally:

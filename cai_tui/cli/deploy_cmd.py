@@ -201,17 +201,10 @@ async def _deploy(
                 report.result, report.message = "declined", "not confirmed"
                 _err("cai-tui deploy: not deployed")
                 return _finish(report, as_json)
-        prefix = f"[{target.name}] "
+        from .events_view import EventsView
 
-        def on_line(_stream: str, line: str) -> None:
-            _say(out, prefix + line)
-
-        def on_event(text: str) -> None:
-            _say(out, "→ " + text)
-
-        report = await execute(
-            target, rec, report, options, engine, prompt=hidden_prompter(), on_line=on_line, on_event=on_event
-        )
+        with EventsView(out="stderr" if as_json else "stdout") as view:  # compose's lines as [target] …, notes as → …
+            report = await execute(target, rec, report, options, engine, prompt=hidden_prompter(), on_event=view)
         for line in result_lines(report):
             _say(out, line)
         if report.result in ("unreachable", "input_error"):

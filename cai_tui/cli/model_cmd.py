@@ -7,11 +7,11 @@ Heavy imports stay inside the command functions: ``cai-tui --help`` must stay fa
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -34,49 +34,12 @@ def _fail(exc: Any) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
-@contextlib.contextmanager
-def _bars(*tasks: tuple[str, int]) -> Iterator[list[Callable[[int, str], None]]]:
-    """Rich progress bars on stderr (bytes, rate, file); one ``update(done, path)`` callback per task."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+def _view() -> Any:
+    """The renderer of this command's events: lines and notes on stderr (stdout carries the results), a progress bar
+    on a terminal, JSON lines on stdout for the stage engine."""
+    from .events_view import EventsView
 
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[path]}", style="dim"),
-        console=Console(stderr=True),
-        transient=False,
-    )
-    ids = [progress.add_task(label, total=total or None, path="") for label, total in tasks]
-    started = threading.Event()
-    lock = threading.Lock()
-
-    def make(task_id: Any) -> Callable[[int, str], None]:
-        def update(done: int, path: str) -> None:
-            if not started.is_set():  # shown from the first byte on: no empty bar before an early error
-                with lock:
-                    if not started.is_set():
-                        progress.start()
-                        started.set()
-            progress.update(task_id, completed=done, path=path[-32:])
-
-        return update
-
-    try:
-        yield [make(i) for i in ids]
-    finally:
-        if started.is_set():
-            progress.stop()
+    return EventsView(out="stderr")
 
 
 def _model_report(src: str) -> Any:
@@ -102,12 +65,13 @@ def download(
     from ..actions.model_download import download_model
 
     try:
-        with _bars(("download", 0)) as (bar,):
+        with _view() as view:
 
-            def progress(done: int, total: int, name: str) -> None:
-                bar(done, name)
+            def on_event(event: Any) -> None:
+                if event.kind != "line":  # modelscope's own output (its bars, its tracebacks) stays out
+                    view(event)
 
-            result = download_model(model_id, dest, progress=progress)
+            result = download_model(model_id, dest, on_event=on_event)
     except ActionError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:
@@ -137,8 +101,11 @@ def encrypt(
     key_id: str | None = typer.Option(None, "--key-id", help="Sam: the key ID (8–48 bytes, e.g. LD_Demo_0001)."),
     sam_sdk: str | None = typer.Option(None, "--sam-sdk", help="Sam: the unpacked SDK folder (RAI_SAM_SDK_…)."),
 ) -> None:
-    """Encrypt a model directory (CAI-1.5 gocryptfs, CAI-1.6 Sam); a SHA-256 manifest goes inside (gocryptfs)."""
+    """Encrypt a model directory (CAI-1.5 gocryptfs, CAI-1.6 Sam); a SHA-256 manifest goes inside (gocryptfs).
+
+    Ctrl-C (or SIGTERM) stops it: the output stays marked unfinished and the same command starts over."""
     from ..actions import ActionError
+    from ..events import Cancelled
 
     try:
         if method not in ("gocryptfs", "sam"):
@@ -151,37 +118,34 @@ def encrypt(
             _encrypt_gocryptfs(src, dst, password_file, engine, workers, mountpoint)
     except ActionError as exc:
         raise _fail(exc) from None
-    except KeyboardInterrupt:
-        _say(
-            f"interrupted: {dst} is left incomplete (marked CAI-INCOMPLETE, no gocryptfs.conf); "
-            f"delete it (`rm -rf {dst}`) before retrying",
-            err=True,
-        )
+    except (KeyboardInterrupt, Cancelled):
+        if method == "sam":
+            _say(f"interrupted: {dst} is incomplete; delete it before retrying", err=True)
+        else:
+            _say(
+                f"interrupted: {dst} is left incomplete (marked CAI-INCOMPLETE, no gocryptfs.conf); run the same "
+                "command again to start over (it clears the unfinished output first)",
+                err=True,
+            )
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _encrypt_gocryptfs(src: str, dst: str, password_file: str, engine: str, workers: int, mnt: str | None) -> None:
     from ..actions import human_bytes
     from ..actions.model_encrypt import encrypt_fuse, encrypt_native, read_password_file
+    from ..events import CancelToken
+    from .events_view import cancel_on_signals
 
     password, warnings = read_password_file(password_file)
     for w in warnings:
         _say(f"warning: {w}", err=True)
-    report = _model_report(src)
+    _model_report(src)
     n = workers or os.cpu_count() or 1
-    with _bars(("encrypt", report.total_bytes), ("sha256", report.total_bytes)) as (enc, sha):
+    with _view() as view, cancel_on_signals(CancelToken()) as token:
         if engine == "native":
-            result = encrypt_native(src, dst, password, workers=n, progress=enc, hash_progress=sha)
+            result = encrypt_native(src, dst, password, workers=n, on_event=view, cancel=token)
         else:
-            result = encrypt_fuse(
-                src,
-                dst,
-                password_file,
-                mountpoint=mnt,
-                progress=enc,
-                hash_progress=sha,
-                on_binary=lambda gb: _say(gb.version_note(), err=True),
-            )
+            result = encrypt_fuse(src, dst, password_file, mountpoint=mnt, on_event=view, cancel=token)
     how = f"native engine, {n} process(es)" if engine == "native" else f"FUSE engine, {result.gocryptfs_version}"
     _say(
         f"encrypted {result.src} → {result.dst} ({how}): {result.files} files, {human_bytes(result.plain_bytes)} in "
@@ -223,9 +187,11 @@ def verify(
     from ..actions import ActionError, human_bytes
     from ..actions.model_encrypt import read_password_file
     from ..actions.model_manifest import verify_cipherdir, verify_plain
+    from ..events import labelled
 
     try:
-        with _bars(("verify", 0)) as (bar,):
+        with _view() as view:
+            bar = labelled(view, source="verify")
             if plain:
                 report = verify_plain(path, progress=bar)
             else:
@@ -314,7 +280,8 @@ def upload(
 ) -> None:
     """Upload a model directory to OSS (CAI-1.7): multipart, parallel, resumable, verified by size and CRC-64.
 
-    An interrupted upload resumes when the same command runs again. The marker object PREFIX.cai-upload-incomplete
+    An interrupted upload (Ctrl-C, SIGTERM, a lost connection) resumes when the same command runs again: on Ctrl-C
+    the requests in flight get a moment to finish and be recorded. The marker object PREFIX.cai-upload-incomplete
     stays until every object is verified. Shortcut without uploading: `cai-tui model use-public` (CAI-1.0).
     Exit codes: 0 uploaded and verified, 1 verification failed, 2 bad input or an OSS error, 130 interrupted.
     """
@@ -328,6 +295,7 @@ def upload(
         upload_tree,
     )
     from ..actions.oss_client import OssActionError, OssInputError, bucket_from_recipe, parse_oss_url
+    from ..events import Cancelled
 
     loaded = _up_recipe(recipe)
     answers = loaded.recipe.answers
@@ -346,11 +314,13 @@ def upload(
     state = state_root() / run_id(bucket_name, prefix, os.path.abspath(src))
     where = f"oss://{bucket_name}/{prefix}"
     try:
-        with _up_bar() as bar:
-            report = upload_tree(bucket, src, prefix, options=options, progress=bar)
+        with _view() as view:
+            report = _up_run(
+                lambda token: upload_tree(bucket, src, prefix, options=options, on_event=view, cancel=token)
+            )
     except (OssActionError, UploadInputError) as exc:
         raise _up_error(exc) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Cancelled):
         _say(
             f"interrupted: the upload to {where} is not finished (the marker {prefix}.cai-upload-incomplete stays). "
             f"Run the same command again to resume; its state is in {state}",
@@ -358,7 +328,7 @@ def upload(
         )
         sys.stderr.flush()
         sys.stdout.flush()
-        os._exit(EXIT_INTERRUPTED)  # do not wait for the part uploads still in flight: the state is on disk
+        os._exit(EXIT_INTERRUPTED)  # do not wait for requests still in flight past the grace: the state is on disk
     mode = "encrypted with gocryptfs on the way" if report.encrypted else "as is"
     rate = report.bytes_uploaded / report.seconds / 1e6 if report.seconds > 0 else 0.0
     _say(
@@ -390,37 +360,37 @@ def upload(
     _say(f"next: grant the instance read access (CAI-4.1): cai-tui model bucket-policy --recipe {recipe}")
 
 
-@contextlib.contextmanager
-def _up_bar() -> Iterator[Callable[[int, int, int, int, str], None]]:
-    """One rich progress bar over bytes, with files done/total and the current file, on stderr."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+UPLOAD_GRACE_S = 2.0
+"""After Ctrl-C, how long the upload's requests in flight may take to finish and be journalled."""
 
-    progress = Progress(
-        TextColumn("upload"),
-        BarColumn(),
-        DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[files]} files"),
-        TextColumn("{task.fields[path]}", style="dim"),
-        console=Console(stderr=True),
-        transient=False,
-    )
-    task = progress.add_task("upload", total=None, files="0/0", path="")
 
-    def update(done: int, total: int, files_done: int, files_total: int, current: str) -> None:
-        progress.update(task, completed=done, total=total, files=f"{files_done}/{files_total}", path=current[-40:])
+def _up_run(work: Callable[[Any], Any]) -> Any:
+    """Run ``work(token)`` in a thread; the first Ctrl-C/SIGTERM cancels the token (no new request starts) and
+    waits up to :data:`UPLOAD_GRACE_S` for it to stop, then raises Cancelled anyway; a second one raises at once."""
+    from ..events import Cancelled, CancelToken
+    from .events_view import cancel_on_signals
 
-    with progress:
-        yield update
+    box: dict[str, Any] = {}
+
+    def run(token: CancelToken) -> None:
+        try:
+            box["result"] = work(token)
+        except BaseException as exc:
+            box["error"] = exc
+
+    with cancel_on_signals(CancelToken()) as token:
+        thread = threading.Thread(target=run, args=(token,), name="cai-upload", daemon=True)
+        thread.start()
+        cancelled_at: float | None = None
+        while thread.is_alive():
+            thread.join(0.1)
+            if token.cancelled:
+                cancelled_at = cancelled_at or time.monotonic()
+                if time.monotonic() - cancelled_at > UPLOAD_GRACE_S:
+                    raise Cancelled(token.reason)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 @model_app.command("bucket-policy")

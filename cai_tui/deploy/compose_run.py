@@ -5,9 +5,10 @@ them."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..events import EventSink, line_sink
 from ..parsers.docker_version import parse_compose_version, version_at_least
 from ..parsers.errors import ParseError
 from ..targets.base import CommandResult, Target
@@ -23,8 +24,6 @@ _MISSING = (
     "unknown flag: --wait",  # compose v2 before 2.1.1
     "no such command: up",
 )
-
-StreamCallback = Callable[[str, str], None]  # (stream, line)
 
 
 class ComposeUnavailable(Exception):
@@ -103,10 +102,11 @@ async def probe_compose(target: Target, compose_cmd: Sequence[str], *, need_incl
 
 
 async def run_streaming(
-    target: Target, argv: Sequence[str], *, on_line: StreamCallback | None, timeout: float
+    target: Target, argv: Sequence[str], *, on_event: EventSink | None, timeout: float, step: str = ""
 ) -> CommandResult:
-    """Run ``argv`` on the target; each stdout/stderr line reaches ``on_line`` in order, as soon as it is read."""
-    return await target.run(list(argv), on_line=on_line, timeout=timeout)
+    """Run ``argv`` on the target; each stdout/stderr line reaches ``on_event`` as a ``line`` event (``source`` the
+    target's name) in order, as soon as it is read."""
+    return await target.run(list(argv), on_line=line_sink(on_event, source=target.name, step=step), timeout=timeout)
 
 
 async def project_services(target: Target, base: Sequence[str]) -> list[str]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import posixpath
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..events import EventSink, note
 from ..recipe import CaiRecipe
 from ..render.base import Prompter
 from ..targets.base import Target, TargetError
@@ -28,12 +28,9 @@ from .compose_run import (
 from .plan import DEFAULT_COMPOSE, DeployInputError, PlannedCommand, build_plan, render_files
 from .report import CommandOutcome, DeployReport
 from .upload import UploadError, remote_home, upload_file
-from .watch import POLL_S, ContainerState, Engine, EngineUnavailable, from_inspect, watch
+from .watch import POLL_S, Engine, EngineUnavailable, from_inspect, watch
 
 DEFAULT_TIMEOUT = 900.0  # compose may pull the vLLM image (tens of GB) before anything starts
-
-LineSink = Callable[[str, str], None]  # (stream, line): compose output as it arrives
-EventSink = Callable[[str], None]  # progress for a person
 
 
 @dataclass(frozen=True)
@@ -122,13 +119,20 @@ async def execute(
     engine: Engine,
     *,
     prompt: Prompter | None = None,
-    on_line: LineSink | None = None,
     on_event: EventSink | None = None,
 ) -> DeployReport:
-    """Write the planned files, run the planned commands (streamed), watch the containers; fills in ``report``."""
+    """Write the planned files, run the planned commands (streamed), watch the containers; fills in ``report``.
+
+    ``on_event`` receives compose's output as ``line`` events (``source`` the target, ``step`` the command's step)
+    and what happens as ``note`` events: each file written or unchanged, each command started, the projects
+    watched, each container's change of state."""
     plan = report.plan
     assert plan is not None
-    say = on_event or (lambda _text: None)
+
+    def say(text: str, step: str = "") -> None:
+        if on_event is not None:
+            on_event(note(text, step=step))
+
     started = time.monotonic()
     try:
         data = render_files(recipe, plan, prompt)
@@ -155,8 +159,8 @@ async def execute(
     try:
         for i, cmd in enumerate(plan.commands):
             remaining = options.timeout - (time.monotonic() - started)
-            say(f"{cmd.step}: {cmd.text}")
-            r = await run_streaming(target, cmd.argv, on_line=on_line, timeout=max(1.0, remaining))
+            say(f"{cmd.step}: {cmd.text}", step=cmd.step)
+            r = await run_streaming(target, cmd.argv, on_event=on_event, timeout=max(1.0, remaining), step=cmd.step)
             report.commands[i].rc, report.commands[i].duration_s = r.rc, round(r.duration_s, 1)
             missing = missing_compose(r, options.compose_cmd, target.name)
             if missing is not None:
@@ -174,10 +178,6 @@ async def execute(
         projects, ids, expected = await _learn_projects(target, engine, ran, options)
         report.projects = projects
         say(f"watching project(s) {', '.join(projects)}")
-
-        def changed(s: ContainerState) -> None:
-            say(f"{s.name}: {s.state}")
-
         result = await watch(
             engine,
             projects,
@@ -186,7 +186,7 @@ async def execute(
             timeout=max(0.0, options.timeout - (time.monotonic() - started)),
             compose_done=compose_rc != 124,
             poll_s=options.poll_s,
-            on_change=changed,
+            on_event=on_event,
         )
     except EngineUnavailable as e:
         return _unreachable(report, str(e))

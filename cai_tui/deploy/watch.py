@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..events import Event, EventSink, note
 from ..stackinfo import DEPENDS_LABEL, PROJECT_LABEL, SERVICE_LABEL, inspect_via, parse_depends
 from ..targets.base import Target
 
@@ -316,6 +317,11 @@ async def snapshot(
     return states
 
 
+def state_note(s: ContainerState) -> Event:
+    data = {"container": s.name, "project": s.project, "service": s.service, "state": s.state, "verdict": s.verdict}
+    return note(f"{s.name}: {s.state}", data=data)
+
+
 async def watch(
     engine: Engine,
     projects: Sequence[str],
@@ -325,9 +331,11 @@ async def watch(
     timeout: float,
     compose_done: bool = True,
     poll_s: float = POLL_S,
-    on_change: Callable[[ContainerState], None] | None = None,
+    on_event: EventSink | None = None,
 ) -> WatchResult:
-    """Poll until every container is ok, any has failed, or ``timeout`` (at least one look is always taken)."""
+    """Poll until every container is ok, any has failed, or ``timeout`` (at least one look is always taken).
+    Each container's change of state goes to ``on_event`` as a note ``NAME: STATE`` (``data``: container, project,
+    service, state, verdict)."""
     started = time.monotonic()
     deadline = started + max(0.0, timeout)
     last: dict[str, str] = {}
@@ -335,8 +343,8 @@ async def watch(
         states = await snapshot(engine, projects, ids, expected or {}, compose_done)
         for s in states:
             key = s.id or s.name
-            if last.get(key) != s.state and on_change is not None:
-                on_change(s)
+            if last.get(key) != s.state and on_event is not None:
+                on_event(state_note(s))
             last[key] = s.state
         failed = [s for s in states if s.verdict == "failed"]
         outcome = None

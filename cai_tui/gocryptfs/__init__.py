@@ -4,7 +4,7 @@ Write a cipherdir that the real ``gocryptfs`` mounts, or read one it wrote, with
 
     from cai_tui.gocryptfs import encrypt_tree, open_cipherdir
 
-    encrypt_tree("model/", "model.enc/", b"password", workers=2, progress=lambda done, path: ...)
+    encrypt_tree("model/", "model.enc/", b"password", workers=2, progress=lambda event: ...)
     cd = open_cipherdir("model.enc/", b"password")
     for rel_path, stream in cd.iter_files():
         ...
@@ -41,7 +41,7 @@ from .errors import (
 from .keys import Keys
 from .names import NameCipher
 from .reader import Cipherdir, Entry, decrypt_file, decrypt_tree, open_cipherdir, verify_password
-from .stats import ProgressCallback, TreeStats
+from .stats import TreeStats
 from .writer import PARTIAL_SUFFIX, CipherdirWriter, encrypt_file, encrypt_fileobj, encrypt_tree, split_block_ranges
 
 __all__ = [
@@ -65,7 +65,6 @@ __all__ = [
     "Keys",
     "NameCipher",
     "NotACipherdir",
-    "ProgressCallback",
     "ScryptParams",
     "TreeStats",
     "UnsupportedConfig",

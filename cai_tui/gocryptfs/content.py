@@ -21,8 +21,9 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..events import EventSink
+from ..events import progress as progress_event
 from .errors import CorruptFile
-from .stats import ProgressCallback
 
 HEADER_VERSION = 2
 FILE_ID_LEN = 16
@@ -239,13 +240,13 @@ def encrypt_stream(
     key: bytes | ContentCipher,
     *,
     file_id: bytes | None = None,
-    progress: ProgressCallback | None = None,
+    progress: EventSink | None = None,
     path: str = "",
 ) -> int:
     """Encrypt all of ``src`` (plaintext) to ``dst`` in the gocryptfs format; return the plaintext byte count.
 
     Memory stays at two 1-MiB buffers. An empty ``src`` writes nothing (no header), as gocryptfs does.
-    ``progress(bytes_done_in_this_stream, path)`` is called after every chunk.
+    A ``progress`` event (bytes done in this stream, ``text`` = ``path``) goes to ``progress`` after every chunk.
     """
     cipher = as_cipher(key)
     buf = bytearray(IO_BLOCKS * BLOCK_SIZE)
@@ -263,7 +264,7 @@ def encrypt_stream(
         total += n
         block += block_count(n)
         if progress is not None:
-            progress(total, path)
+            progress(progress_event(total, None, text=path))
         if n < len(buf):
             break
         n = read_full(src, view)
@@ -448,7 +449,7 @@ def decrypt_stream(
     *,
     path: str = "",
     cipher_path: str | None = None,
-    progress: ProgressCallback | None = None,
+    progress: EventSink | None = None,
 ) -> int:
     """Decrypt the gocryptfs file ``src`` (seekable) to ``dst``; return the plaintext byte count."""
     reader = DecryptingReader(src, key, path=path, cipher_path=cipher_path, close_raw=False)
@@ -462,5 +463,5 @@ def decrypt_stream(
         write_full(dst, view[:n])
         total += n
         if progress is not None:
-            progress(total, path)
+            progress(progress_event(total, None, text=path))
     return total

@@ -16,9 +16,11 @@ import os
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
+from ..events import Event, EventSink
+from ..events import progress as progress_event
 from .config import GocryptfsConfig, load_config
 from .content import (
     BLOCK_SIZE,
@@ -44,7 +46,7 @@ from .names import (
     is_longname_file,
     plain_name_bytes,
 )
-from .stats import ProgressCallback, TreeStats
+from .stats import TreeStats
 from .writer import PARTIAL_SUFFIX, _check_target_dir, _unlink_quietly, partial_path
 
 KIND_DIR = "dir"
@@ -296,9 +298,7 @@ class Cipherdir:
         except ValueError as exc:
             raise CorruptFile(entry.path, 0, f"symlink target: {exc}", cipher_path=entry.cipher_path) from None
 
-    def decrypt_file(
-        self, rel: str, dst_path: str | os.PathLike[str], *, progress: ProgressCallback | None = None
-    ) -> int:
+    def decrypt_file(self, rel: str, dst_path: str | os.PathLike[str], *, progress: EventSink | None = None) -> int:
         """Decrypt file ``rel`` to ``dst_path`` (written under a temporary name, then renamed) with its mode."""
         entry = self.lookup(rel)
         if entry.kind != KIND_FILE:
@@ -311,11 +311,11 @@ class Cipherdir:
         self,
         dst_dir: str | os.PathLike[str],
         *,
-        progress: ProgressCallback | None = None,
+        progress: EventSink | None = None,
         preserve_times: bool = True,
     ) -> TreeStats:
         """Decrypt everything into ``dst_dir`` (absent or empty): files with their modes, symlinks, directories,
-        FIFOs, hard links. ``progress(total plaintext bytes so far, path)``."""
+        FIFOs, hard links. ``progress`` events: total plaintext bytes so far, ``text`` the path."""
         dst_root = os.path.abspath(os.fspath(dst_dir))
         _check_target_dir(dst_root)
         os.makedirs(dst_root, exist_ok=True)
@@ -338,9 +338,9 @@ class Cipherdir:
                     continue
                 base = stats.plain_bytes
 
-                def report(done: int, path: str, base: int = base) -> None:
-                    if progress is not None and done:
-                        progress(base + done, path)
+                def report(event: Event, base: int = base) -> None:
+                    if progress is not None and event.done:
+                        progress(replace(event, done=base + event.done))
 
                 size = decrypt_file(
                     entry.cipher_path, dst, self._content, path=entry.path, mode=entry.mode, progress=report
@@ -353,7 +353,7 @@ class Cipherdir:
                 stats.plain_bytes += size
                 stats.cipher_bytes += cipher_size(size)
                 if progress is not None:
-                    progress(stats.plain_bytes, entry.path)
+                    progress(progress_event(stats.plain_bytes, None, text=entry.path))
             elif entry.kind == KIND_SYMLINK:
                 os.symlink(self._link_target(entry), dst)
                 if preserve_times:
@@ -398,7 +398,7 @@ def decrypt_file(
     *,
     path: str | None = None,
     mode: int | None = None,
-    progress: ProgressCallback | None = None,
+    progress: EventSink | None = None,
 ) -> int:
     """Decrypt one stored file with the content key to ``dst_path`` (temp name + rename); return its size.
     ``path`` names the file in errors and progress (default: ``cipher_path``)."""
@@ -433,7 +433,7 @@ def decrypt_tree(
     dst_dir: str | os.PathLike[str],
     password: bytes | str,
     *,
-    progress: ProgressCallback | None = None,
+    progress: EventSink | None = None,
     preserve_times: bool = True,
 ) -> TreeStats:
     """Decrypt the whole cipherdir into ``dst_dir`` (absent or empty)."""

@@ -1,14 +1,15 @@
-"""Progress callback type and the summary returned by tree operations."""
+"""The summary returned by tree operations.
+
+Progress is reported through an :data:`cai_tui.events.EventSink` (``progress=``): ``progress`` events whose ``done``
+is the running total of plaintext bytes of the whole operation (of the one file for the single-file functions),
+``total`` the expected bytes where known, ``unit`` ``bytes`` and ``text`` the plaintext path (relative to the tree
+root) being processed; at least one per regular file and one after every 1 MiB chunk (per finished part with
+workers > 1).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-
-ProgressCallback = Callable[[int, str], None]
-"""``progress(bytes_done, path)``: ``bytes_done`` is the running total of plaintext bytes of the whole operation
-(of the one file for the single-file functions); ``path`` is the plaintext path (relative to the tree root) being
-processed. Called at least once per regular file and after every 1 MiB chunk (per finished part with workers > 1)."""
 
 
 @dataclass

@@ -28,13 +28,16 @@ import functools
 import hashlib
 import multiprocessing
 import os
+import signal
 import stat
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
+from ..events import NEVER, CancelToken, Event, EventSink
+from ..events import progress as progress_event
 from .config import GocryptfsConfig, create_config
 from .content import (
     BLOCK_SIZE,
@@ -49,7 +52,7 @@ from .content import (
 )
 from .errors import CipherdirNotEmpty, UnsupportedConfig, UnsupportedFileType
 from .names import CONF_NAME, DIRIV_LEN, DIRIV_NAME, LONGNAME_SUFFIX, NameCipher, b64_encode
-from .stats import ProgressCallback, TreeStats
+from .stats import TreeStats
 
 PARTIAL_SUFFIX = ".cai-partial"
 """Suffix of files being written. Contains a dot, which Raw64 names never do, so it never clashes."""
@@ -94,15 +97,15 @@ def encrypt_file(
     file_id: bytes | None = None,
     mode: int | None = None,
     times_ns: TimesNs | None = None,
-    progress: ProgressCallback | None = None,
+    progress: EventSink | None = None,
     path: str | None = None,
     fsync: bool = False,
 ) -> int:
     """Encrypt the plaintext file ``src_path`` to ``dst_path`` (a ciphertext name chosen by the caller).
 
     Writes :func:`partial_path` (``dst_path + PARTIAL_SUFFIX``) and renames it when complete (after ``chmod(mode)``
-    and ``utime``); on error the partial file is removed. ``progress(bytes_done_in_this_file, path)`` after every
-    MiB. Returns the plaintext size. A top-level function with picklable arguments, for process pools.
+    and ``utime``); on error the partial file is removed. A ``progress`` event (bytes done in this file, ``text`` the
+    path) after every MiB. Returns the plaintext size. A top-level function with picklable arguments, for process pools.
     """
     dst = os.fspath(dst_path)
     tmp = partial_path(dst)
@@ -115,7 +118,7 @@ def encrypt_file(
         _unlink_quietly(tmp)
         raise
     if progress is not None and size == 0:
-        progress(0, label)
+        progress(progress_event(0, 0, text=label))
     return size
 
 
@@ -125,7 +128,7 @@ def encrypt_fileobj(
     content_key: bytes | ContentCipher,
     *,
     mode: int = 0o644,
-    progress: ProgressCallback | None = None,
+    progress: EventSink | None = None,
     path: str = "",
     fsync: bool = False,
 ) -> int:
@@ -153,6 +156,12 @@ def split_block_ranges(plain_size: int, range_blocks: int = DEFAULT_RANGE_BLOCKS
 def range_plain_bytes(plain_size: int, first_block: int, end_block: int) -> int:
     """Plaintext bytes in blocks ``[first_block, end_block)`` of a file of ``plain_size`` bytes."""
     return max(0, min(end_block * BLOCK_SIZE, plain_size) - first_block * BLOCK_SIZE)
+
+
+def _worker_init() -> None:
+    """Pool processes leave Ctrl-C to the parent: it cancels, lets the jobs in flight end and shuts the pool down
+    (a worker killed by the terminal's SIGINT would break the pool instead)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _unlink_quietly(path: str) -> None:
@@ -206,6 +215,10 @@ class CipherdirWriter:
 
     Use as a context manager: on an exception the pool is shut down and no config is written. Plaintext paths are
     relative, ``/``-separated; parents must exist (``add_tree`` creates them in order).
+
+    ``progress`` receives ``progress`` events (plaintext bytes so far of ``total_bytes``, ``text`` the path);
+    ``cancel`` is checked between files and chunks: once set, :class:`~cai_tui.events.Cancelled` is raised, the
+    jobs in flight end, their partial files are removed and no config is written.
     """
 
     def __init__(
@@ -215,12 +228,14 @@ class CipherdirWriter:
         master_key: bytes,
         *,
         workers: int = 1,
-        progress: ProgressCallback | None = None,
+        progress: EventSink | None = None,
         preserve_times: bool = True,
         fsync: bool = False,
         parallel_min_size: int = DEFAULT_PARALLEL_MIN_SIZE,
         range_blocks: int = DEFAULT_RANGE_BLOCKS,
         mp_context: Any = None,
+        cancel: CancelToken = NEVER,
+        total_bytes: int | None = None,
     ) -> None:
         if not config.is_default_format:
             raise UnsupportedConfig("the writer writes only the default gocryptfs format")
@@ -234,6 +249,8 @@ class CipherdirWriter:
         self._content = ContentCipher(keys.content)
         self._workers = workers
         self._progress = progress
+        self._cancel = cancel
+        self.total_bytes = total_bytes
         self._preserve_times = preserve_times
         self._fsync = fsync
         self._parallel_min_size = parallel_min_size
@@ -245,6 +262,7 @@ class CipherdirWriter:
         self._dir_fixups: list[tuple[str, int, TimesNs | None]] = []
         self._hardlinks: dict[tuple[int, int], str] = {}
         self._links_todo: list[tuple[str, str]] = []
+        self._big_files: list[_BigFile] = []
         self._started = time.monotonic()
         self._finished = False
         self.stats = TreeStats()
@@ -292,7 +310,19 @@ class CipherdirWriter:
 
     def _report(self, rel: str) -> None:
         if self._progress is not None:
-            self._progress(self.stats.plain_bytes, rel)
+            self._progress(progress_event(self.stats.plain_bytes, self.total_bytes, text=rel))
+
+    def _file_report(self, rel: str) -> Callable[[Event], None]:
+        """The per-chunk callback of a file encrypted here: checks ``cancel``, reports the running total."""
+        base = self.stats.plain_bytes
+        progress, cancel, total = self._progress, self._cancel, self.total_bytes
+
+        def report(event: Event) -> None:
+            cancel.check()
+            if progress is not None and event.done:
+                progress(replace(event, done=base + (event.done or 0), total=total, text=rel))
+
+        return report
 
     def _times(self, st: os.stat_result | None) -> TimesNs | None:
         if st is None or not self._preserve_times:
@@ -303,13 +333,14 @@ class CipherdirWriter:
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             ctx = self._mp_context or multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx, initializer=_worker_init)
         return self._pool
 
     def _submit(self, on_done: Callable[[int], None], fn: Callable[..., int], *args: Any, **kwargs: Any) -> None:
         pool = self._ensure_pool()
         while len(self._inflight) >= 2 * self._workers:
             self._collect(FIRST_COMPLETED)
+        self._cancel.check()
         self._inflight[pool.submit(fn, *args, **kwargs)] = on_done
 
     def _collect(self, return_when: str) -> None:
@@ -350,14 +381,9 @@ class CipherdirWriter:
 
     def add_fileobj(self, src: BinaryIO, rel: str, *, mode: int = 0o644) -> int:
         """Encrypt an open stream into file ``rel`` now (synchronously); return its plaintext size."""
+        self._cancel.check()
         cipher_path, rel = self._place(rel)
-        base = self.stats.plain_bytes
-        progress = self._progress
-
-        def report(done: int, _path: str) -> None:
-            if progress is not None:
-                progress(base + done, rel)
-
+        report = self._file_report(rel)
         size = encrypt_fileobj(src, cipher_path, self._content, mode=mode, progress=report, path=rel, fsync=self._fsync)
         self._count_file(rel, size)
         return size
@@ -371,6 +397,7 @@ class CipherdirWriter:
     def add_file(self, src_path: str | os.PathLike[str], rel: str, *, st: os.stat_result | None = None) -> None:
         """Encrypt regular file ``src_path`` as ``rel``, keeping its mode (and times). With ``workers > 1`` this may
         return before the file is complete; :meth:`finish` waits."""
+        self._cancel.check()
         src = os.fspath(src_path)
         if st is None:
             st = os.stat(src)
@@ -389,13 +416,7 @@ class CipherdirWriter:
         times = self._times(st)
         size = st.st_size
         if self._workers == 1:
-            base = self.stats.plain_bytes
-            progress = self._progress
-
-            def report(done: int, _path: str) -> None:
-                if progress is not None and done:
-                    progress(base + done, rel)
-
+            report = self._file_report(rel)
             done = encrypt_file(
                 src, cipher_path, self._content, mode=mode, times_ns=times, progress=report, path=rel, fsync=self._fsync
             )
@@ -421,6 +442,7 @@ class CipherdirWriter:
         prepare_cipher_file(tmp, file_id, size)
         ranges = split_block_ranges(size, self._range_blocks)
         job = _BigFile(rel=rel, tmp=tmp, dst=dst, mode=mode, times_ns=times, parts_left=len(ranges))
+        self._big_files.append(job)
         self.stats.files += 1
         self.stats.cipher_bytes += cipher_size(size)
         for first, end in ranges:
@@ -451,6 +473,7 @@ class CipherdirWriter:
         with os.scandir(src_dir) as it:
             entries = sorted(it, key=lambda e: os.fsencode(e.name))
         for entry in entries:
+            self._cancel.check()
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             st = entry.stat(follow_symlinks=False)
             mode = st.st_mode
@@ -473,6 +496,7 @@ class CipherdirWriter:
         """Wait until all submitted files are complete."""
         while self._inflight:
             self._collect(FIRST_COMPLETED)
+            self._cancel.check()
 
     def finish(self) -> TreeStats:
         """Complete pending work, create hard links, apply directory modes and times, write ``gocryptfs.conf``."""
@@ -503,11 +527,35 @@ class CipherdirWriter:
             future.cancel()
         self._inflight.clear()
         self._shutdown_pool()
+        for job in self._big_files:
+            _unlink_quietly(job.tmp)  # a large file whose ranges were in flight: its partial file goes too
 
     def _shutdown_pool(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def tree_plain_bytes(src_dir: str | os.PathLike[str], *, skip: frozenset[str] = frozenset()) -> int:
+    """The plaintext bytes an encryption of ``src_dir`` writes: regular files, each hard-linked inode once (names
+    in ``skip`` at the top are left out)."""
+    root = os.fspath(src_dir)
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            if dirpath == root and name in skip:
+                continue
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or (st.st_nlink > 1 and (st.st_dev, st.st_ino) in seen):
+                continue
+            if st.st_nlink > 1:
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
 
 
 def encrypt_tree(
@@ -516,13 +564,16 @@ def encrypt_tree(
     password: bytes | str,
     *,
     workers: int = 1,
-    progress: ProgressCallback | None = None,
+    progress: EventSink | None = None,
     preserve_times: bool = True,
     fsync: bool = False,
     creator: str | None = None,
+    cancel: CancelToken = NEVER,
 ) -> TreeStats:
     """Encrypt the plaintext tree ``src_dir`` into the new cipherdir ``cipher_dir`` (absent or empty) with the
-    default gocryptfs settings (scrypt N=65536) and ``password``. Returns counts, bytes and seconds."""
+    default gocryptfs settings (scrypt N=65536) and ``password``. Returns counts, bytes and seconds. ``progress``
+    events carry the tree's plaintext size as ``total``; a set ``cancel`` raises :class:`~cai_tui.events.Cancelled`
+    and leaves ``cipher_dir`` without ``gocryptfs.conf``."""
     src = os.fspath(src_dir)
     if not os.path.isdir(src):
         raise NotADirectoryError(f"{src} is not a directory")
@@ -536,6 +587,8 @@ def encrypt_tree(
         progress=progress,
         preserve_times=preserve_times,
         fsync=fsync,
+        cancel=cancel,
+        total_bytes=tree_plain_bytes(src) if progress is not None else None,
     ) as writer:
         writer.add_tree(src)
     return writer.stats
@@ -552,4 +605,5 @@ __all__ = [
     "encrypt_tree",
     "range_plain_bytes",
     "split_block_ranges",
+    "tree_plain_bytes",
 ]

@@ -14,6 +14,7 @@ import pytest
 from cai_tui.deploy.execute import DeployOptions, execute, prepare
 from cai_tui.deploy.report import SCHEMA, document
 from cai_tui.deploy.watch import engine_for
+from cai_tui.events import Event
 from cai_tui.recipe import CaiRecipe, load_recipe
 from cai_tui.targets.local import LocalTarget
 from tests.deploy.deploylib import PLANTED, deploy_recipe, run_cli_timed, stack_file, unique
@@ -57,15 +58,13 @@ async def test_deploy_streams_writes_and_waits_until_healthy(
         t0 = time.monotonic()
         lines: list[tuple[float, str]] = []
         events: list[tuple[float, str]] = []
-        report = await execute(
-            target,
-            rec,
-            report,
-            options,
-            engine,
-            on_line=lambda _s, line: lines.append((time.monotonic() - t0, line)),
-            on_event=lambda text: events.append((time.monotonic() - t0, text)),
-        )
+
+        def on_event(e: Event) -> None:
+            if e.kind == "line":
+                assert e.source == target.name
+            (lines if e.kind == "line" else events).append((time.monotonic() - t0, e.text))
+
+        report = await execute(target, rec, report, options, engine, on_event=on_event)
     finally:
         await engine.close()
     assert report.result == "healthy", (report.message, lines)

@@ -224,7 +224,9 @@ def test_streaming_memory_is_bounded() -> None:
     progress: list[int] = []
     tracemalloc.start()
     try:
-        done = encrypt_stream(cast(BinaryIO, src), cast(BinaryIO, sink), KEY, progress=lambda n, _p: progress.append(n))
+        done = encrypt_stream(
+            cast(BinaryIO, src), cast(BinaryIO, sink), KEY, progress=lambda e: progress.append(e.done)
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -235,9 +237,15 @@ def test_streaming_memory_is_bounded() -> None:
 
 
 def test_progress_reports_path() -> None:
-    calls: list[tuple[int, str]] = []
-    encrypt_stream(io.BytesIO(bytes(5000)), io.BytesIO(), KEY, progress=lambda n, p: calls.append((n, p)), path="a/b")
-    assert calls == [(5000, "a/b")]
+    calls: list[tuple[str, int | None, str, str]] = []
+    encrypt_stream(
+        io.BytesIO(bytes(5000)),
+        io.BytesIO(),
+        KEY,
+        progress=lambda e: calls.append((e.kind, e.done, e.unit, e.text)),
+        path="a/b",
+    )
+    assert calls == [("progress", 5000, "bytes", "a/b")]
 
 
 def test_reader_rejects_io_after_close() -> None:

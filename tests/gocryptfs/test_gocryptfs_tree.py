@@ -22,6 +22,7 @@ from gocryptfs_testlib import (
     tree_snapshot,
 )
 
+from cai_tui.events import Event
 from cai_tui.gocryptfs import (
     PARTIAL_SUFFIX,
     Cipherdir,
@@ -128,7 +129,7 @@ def test_reader_api(sample_tree: Path, tmp_path: Path, fast_config: FastConfig) 
 
 def test_progress_workers_1(sample_tree: Path, tmp_path: Path, fast_config: FastConfig) -> None:
     calls: list[tuple[int, str]] = []
-    writer = _write(sample_tree, tmp_path / "cipher", fast_config, progress=lambda n, p: calls.append((n, p)))
+    writer = _write(sample_tree, tmp_path / "cipher", fast_config, progress=lambda e: calls.append((e.done, e.text)))
     done = [n for n, _ in calls]
     assert done == sorted(done) and done[-1] == writer.stats.plain_bytes
     unique_bytes = sum(len(v[1]) for k, v in tree_snapshot(sample_tree).items() if v[0] == "file" and k != "hard-b")
@@ -147,7 +148,7 @@ def test_workers_2_block_ranges_and_whole_files(tmp_path: Path, fast_config: Fas
         tmp_path / "cipher",
         fast_config,
         workers=2,
-        progress=lambda n, p: calls.append((n, p)),
+        progress=lambda e: calls.append((e.done, e.text)),
         parallel_min_size=64 * 1024,  # 1 MiB+3 and big.bin go as block ranges of 8 blocks
         range_blocks=8,
     )
@@ -167,8 +168,8 @@ def test_failure_leaves_no_complete_looking_output(tmp_path: Path, fast_config: 
     (src / "b-big").write_bytes(data(5, 3 << 20))
     cipher = tmp_path / "cipher"
 
-    def fail_in_big(done: int, path: str) -> None:
-        if path == "b-big":
+    def fail_in_big(event: Event) -> None:
+        if event.text == "b-big":
             raise RuntimeError("interrupted")
 
     with pytest.raises(RuntimeError, match="interrupted"):
@@ -201,7 +202,7 @@ def test_encrypt_file_is_atomic(tmp_path: Path, fast_config: FastConfig) -> None
     dst = tmp_path / "dst"
     (tmp_path / ("dst" + PARTIAL_SUFFIX)).write_bytes(b"stale partial from a crash")
     progress: list[int] = []
-    assert encrypt_file(src, dst, keys.content, mode=0o640, progress=lambda n, _p: progress.append(n)) == 10_000
+    assert encrypt_file(src, dst, keys.content, mode=0o640, progress=lambda e: progress.append(e.done)) == 10_000
     assert dst.stat().st_size == cipher_size(10_000) and stat.S_IMODE(dst.stat().st_mode) == 0o640
     assert not (tmp_path / ("dst" + PARTIAL_SUFFIX)).exists() and progress == [10_000]
     missing = tmp_path / "missing"

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cai_tui.events import Event
 from tests.conftest import loopback_env
 
 MiB = 1024 * 1024
@@ -94,9 +95,15 @@ def test_upload_tree_verifies_every_object(lab: Any, tree: Path, home: Path) -> 
     from cai_tui.actions.model_upload import UploadOptions, upload_tree
 
     bucket = owner_bucket(lab)
-    events: list[tuple[int, int, int, int, str]] = []
+    events: list[tuple[int | None, int | None, int, int, str]] = []
+
+    def on_event(e: Event) -> None:
+        if e.kind == "progress":
+            assert e.source == "upload" and e.unit == "bytes"
+            events.append((e.done, e.total, e.data["files_done"], e.data["files_total"], e.text))
+
     before = op_counts(lab)
-    report = upload_tree(bucket, tree, PREFIX, options=UploadOptions(threads=3), progress=lambda *a: events.append(a))
+    report = upload_tree(bucket, tree, PREFIX, options=UploadOptions(threads=3), on_event=on_event)
     after = op_counts(lab)
 
     assert report.ok, report.problems
@@ -107,7 +114,7 @@ def test_upload_tree_verifies_every_object(lab: Any, tree: Path, home: Path) -> 
     assert delta(after, before, "UploadPart") == 3
     assert delta(after, before, "HeadObject") == 44  # the verification looked at every object
     assert delta(after, before, "DeleteObject") == 1  # the marker, after the verification
-    done = [e[0] for e in events]
+    done = [e[0] or 0 for e in events]
     assert done == sorted(done), "byte progress went backwards"
     assert events[-1][:4] == (report.bytes_total, report.bytes_total, 44, 44)
     state = report.state_dir
