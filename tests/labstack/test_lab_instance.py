@@ -4,6 +4,7 @@ stopping the lab removes the containers and the MODEL_MOUNT_POINT mount."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -119,6 +120,26 @@ def test_deploy_on_the_lab_instance_serves_chat_completions(instance_lab: Lab) -
     assert body["object"] == "chat.completion" and body["choices"], body
     assert body["choices"][0]["message"]["role"] == "assistant"
     assert (inst.mount_point / "config.json").read_bytes() == (lab.demo.model_dir / "config.json").read_bytes()
+
+    # the doctor on the deployed lab instance: exit 0, and what fails is exactly what the lab waives (no TDX, no GPU,
+    # no TNG client) — the stack's own checks (containers, inference) pass
+    doctor = subprocess.run(
+        [str(CLI), "doctor", "--recipe", str(lab.recipe_path), "--json"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=loopback_env(),
+    )
+    assert doctor.returncode == 0, doctor.stdout[-3000:] + doctor.stderr[-3000:]
+    checks = json.loads(doctor.stdout)["checks"]
+    failing = {c["id"]: c.get("waived") for c in checks if c["status"] in ("fail", "unknown")}
+    assert set(failing) == {"host.tdx_guest", "gpu.present", "gpu.driver", "tng.client_proxy"}, failing
+    assert all(failing.values()), failing
+    assert {c["id"]: c["status"] for c in checks if c["id"] in ("cai.containers", "inference.completion")} == {
+        "cai.containers": "pass",
+        "inference.completion": "pass",
+    }
 
     lab.stop()
     assert _containers(inst.project) == []
