@@ -123,8 +123,13 @@ async def test_encrypt_stage_shows_the_planned_command_for_the_lab_recipe() -> N
     assert "Encrypt the model" in shown
     assert "runs: " + shlex.join(argv) in shown
     assert "action model.encrypt" in shown
-    assert "action model.choose_encryption" in shown  # not registered: shown as before, without a plan
-    assert shown.count("runs: ") == 2  # CAI-1.5 and CAI-1.6 both name model.encrypt
+    assert "action model.choose_encryption" in shown
+    recipe = str(ROOT / "recipes" / "lab-demo.yaml")
+    assert "runs: " + shlex.join(["cai-tui", "recipe", "validate", recipe]) in shown  # CAI-1.2
+    assert "runs: " + shlex.join(["cai-tui", "tools", "key-file", "--recipe", recipe]) in shown  # CAI-1.4
+    # CAI-1.2, CAI-1.4, and model.encrypt of both CAI-1.5 and CAI-1.6; model.install_gocryptfs has nothing to run for
+    # the native engine
+    assert shown.count("runs: ") == 4
 
 
 async def test_no_planned_commands_without_a_recipe() -> None:
