@@ -672,7 +672,9 @@ class Lab:
         )
         answers["instance"]["public_ip"] = "127.0.0.1"
         if self._instance is not None:
-            answers["service"].update(self._instance.service_answers())
+            service = answers["service"]
+            service.ca.items.pop(list(service)[-1], None)  # the blank line before targets: would split the section
+            service.update(self._instance.service_answers())
             doc["targets"]["instance"] = "local"
             doc["targets"]["client"] = "local"
             from ..labstack.instance import WAIVERS
