@@ -181,8 +181,9 @@ def lab_process_factory(tmp_path: Path) -> Iterator[LabProcessFactory]:
 
 @pytest.fixture
 def lab_process(lab_process_factory: LabProcessFactory) -> Iterator[dict[str, Any]]:
-    """The ready line of a ``cai-tui lab serve`` subprocess; SIGTERM at the end must stop it with exit code 0."""
-    lp = lab_process_factory()
+    """The ready line of a ``cai-tui lab serve`` subprocess (without the instance: no image to build, ready in
+    seconds); SIGTERM at the end must stop it with exit code 0."""
+    lp = lab_process_factory(args=["--no-instance"])
     assert lp.info is not None
     yield lp.info
     rc = lp.stop(signal.SIGTERM)
