@@ -190,7 +190,11 @@ def test_bucket_policy_cli(lab: Any, tmp_path: Path) -> None:
     owner = bucket_with(lab, lab.keys.oss_access_key_id, lab.keys.oss_access_key_secret)
     base = ("model", "bucket-policy", "--recipe", str(lab.recipe_path), "--bucket", BUCKET)
 
-    no_uid = cli(*base, home=home)
+    text = lab.recipe_path.read_text("utf-8")
+    assert "account_uid:" in text  # the lab recipe names the lab OSS's owner; a recipe without it:
+    without_uid = tmp_path / "no-uid.yaml"
+    without_uid.write_text("\n".join(ln for ln in text.splitlines() if "account_uid:" not in ln) + "\n")
+    no_uid = cli("model", "bucket-policy", "--recipe", str(without_uid), "--bucket", BUCKET, home=home)
     assert no_uid.returncode == 2 and "answers.oss.account_uid" in no_uid.stderr
 
     preview = cli(*base, "--uid", LAB_UID, home=home)  # the IP comes from answers.instance.public_ip
