@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from .model import MODEL_BY_FLOW, CaiRecipe, KataRecipe
-from .problems import Problem, RecipeError, mapping_line, problems_from_validation
+from .problems import Problem, RecipeError, _unwrap, mapping_line, problems_from_validation
 from .secrets import SecretRef
 from .yaml_io import LoadedRecipe, load_recipe, save_recipe
 
@@ -50,21 +50,6 @@ class UnknownField(RecipeError):
 
 
 # --- path resolution ---------------------------------------------------------------------------------
-
-
-def _unwrap(annotation: Any) -> Any:
-    """Strip Annotated / Optional down to the interesting type."""
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-            continue
-        if origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(args) == 1:
-                annotation = args[0]
-                continue
-        return annotation
 
 
 def _optional(annotation: Any) -> bool:
