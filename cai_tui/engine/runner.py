@@ -149,10 +149,10 @@ class Runner:
             self._homes[role] = await home_of(target)
         return self._homes[role]
 
-    async def remote_path(self, item: Item, target: Target) -> str:
-        path = item.text
+    async def remote_path(self, role: str, path: str, target: Target) -> str:
+        """``path`` with a leading ``~`` as the home of the user ``target`` runs as."""
         if path.startswith("~"):
-            home = await self.home(item.target, target)
+            home = await self.home(role, target)
             if home is None:
                 raise TargetUnreachable(f"cannot learn $HOME on {target.name} to place {path}")
             path = home.rstrip("/") + path[1:]
@@ -173,14 +173,15 @@ class Runner:
         from ..render import RenderError, registry
 
         dest, resolve = self._file_dest(item)
-        target = self.target(item.target if resolve else "workstation")
+        role = item.target if resolve else "workstation"
+        target = self.target(role)
         if target is None:
             raise FileProblem(f"the recipe names no {item.target} target (targets.{item.target})")
         try:
             out = registry.get(item.name).render(self.session.recipe, resolve=resolve, prompt=self.session.prompt)
         except (RenderError, SecretUnavailable) as e:
             raise FileProblem(str(e)) from None
-        path = await self.remote_path(Item(**{**item.__dict__, "text": dest}), target)
+        path = await self.remote_path(role, dest, target)
         try:
             current: bytes | None = await target.read_file(path)
         except FileNotFoundError:
