@@ -19,7 +19,6 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,9 +46,6 @@ class BundleOptions:
     role: str = "instance"  # the role whose machine is described (instance; kata host)
     pseudonymize: bool = False
     doctor_timeout: float = 8.0  # per check, and the whole doctor run gets at most 3× this
-    # outcomes → the doctor.json document; the CLI passes doctor's own (schema cai-tui/doctor/v1). The core cannot
-    # import the CLI, so without one a plain summary is written.
-    doctor_report: Callable[[list[CheckOutcome], LoadedRecipe | None], dict[str, Any]] | None = None
     command_timeout: float = 15.0
     log_tail: int = LOG_TAIL
 
@@ -220,16 +216,11 @@ async def collect_doctor(opts: BundleOptions, c: _Collected) -> None:
         left = sorted(s.id for s in specs if s.id not in finished)
         c.fail("doctor", f"stopped after {short * 3:g} s; unfinished: {', '.join(left)}")
         outcomes = done
-    if opts.doctor_report is not None:
-        doc = opts.doctor_report(outcomes, opts.loaded)
-    else:
-        doc = {
-            "recipe": opts.loaded.source if opts.loaded is not None else None,
-            "checks": [
-                {"id": o.id, "status": o.result.status, "summary": o.result.summary, "target": o.target_name}
-                for o in outcomes
-            ],
-        }
+    from ..engine.session import doctor_document, waived_failures
+
+    waivers = list(rec.waivers) if rec is not None else []
+    source = opts.loaded.source if opts.loaded is not None else None
+    doc = doctor_document(outcomes, waived_failures(outcomes, waivers), source)  # cai-tui/doctor/v1, as doctor --json
     c.put("doctor.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 

@@ -46,7 +46,7 @@ def _err(message: str) -> None:
 def run_bundle(*, output: Path, recipe: Path | None, target: str | None, pseudonymize: bool, timeout: float) -> int:
 
     from ..bundle import BundleOptions, build_bundle
-    from ..engine.session import build_targets, doctor_document, role_for, waived_failures
+    from ..engine.session import build_targets, role_for
 
     if not timeout > 0:
         _err(f"cai-tui bundle: --timeout must be a positive number of seconds, not {timeout:g}")
@@ -72,10 +72,6 @@ def run_bundle(*, output: Path, recipe: Path | None, target: str | None, pseudon
         return EXIT_USAGE
     role = role_for(flow, target or "")
 
-    def doctor_doc(outcomes, loaded):  # type: ignore[no-untyped-def]
-        waivers = list(loaded.recipe.waivers) if loaded is not None else []
-        return doctor_document(outcomes, waived_failures(outcomes, waivers), loaded.source if loaded else None)
-
     opts = BundleOptions(
         output=output,
         loaded=loaded,
@@ -83,7 +79,6 @@ def run_bundle(*, output: Path, recipe: Path | None, target: str | None, pseudon
         role=role,
         pseudonymize=pseudonymize,
         doctor_timeout=timeout,
-        doctor_report=doctor_doc,
     )
 
     try:
