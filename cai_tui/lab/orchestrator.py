@@ -486,7 +486,7 @@ class Lab:
 
         def prepare() -> None:
             try:
-                inst.prepare(on_line=lambda line: log.debug("lab: %s", line))
+                inst.prepare(on_event=lambda e: log.debug("lab: %s", e.text))
             except BaseException as e:  # reported by _join_instance
                 errors.append(e)
 

@@ -22,11 +22,13 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import events
+from ..events import EventSink
 from .stack import (
     COMPOSE_HINT,
     SERVICES,
@@ -78,7 +80,6 @@ CAI_ENV_VARS = (
     "MODEL_SERVICE_PORT",
     "MODEL_MOUNT_POINT",
 )
-LineSink = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def compose_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("COMPOSE_")}
 
 
-def run_compose(argv: list[str], cwd: Path, timeout: float, on_line: LineSink | None = None) -> UpResult:
+def run_compose(argv: list[str], cwd: Path, timeout: float, on_event: EventSink | None = None) -> UpResult:
     """Run one compose command line, streaming its output lines; rc 124 when it ran past ``timeout``."""
     t0 = time.monotonic()
     lines: list[str] = []
@@ -131,8 +132,8 @@ def run_compose(argv: list[str], cwd: Path, timeout: float, on_line: LineSink | 
         for raw in proc.stdout:
             line = raw.rstrip("\n")
             lines.append(line)
-            if on_line is not None:
-                on_line(line)
+            if on_event is not None:
+                on_event(events.line(line, source="compose"))
         rc = proc.wait()
     finally:
         timer.cancel()
@@ -276,9 +277,9 @@ class StackBed:
         """The environment for compose (see :func:`compose_env`)."""
         return compose_env()
 
-    def compose(self, *args: str, timeout: float = 120, on_line: LineSink | None = None) -> UpResult:
+    def compose(self, *args: str, timeout: float = 120, on_event: EventSink | None = None) -> UpResult:
         """Run one compose command, streaming its output lines; rc 124 when it ran past ``timeout``."""
-        return run_compose(self.compose_argv(*args), self.home, timeout, on_line)
+        return run_compose(self.compose_argv(*args), self.home, timeout, on_event)
 
     def share_mount_point(self) -> None:
         """MODEL_MOUNT_POINT as a shared bind mount (docker's ``:shared`` propagation needs a shared mount)."""
@@ -290,12 +291,12 @@ class StackBed:
         self._mounted = False
         unshare_mount(self.mount_point)
 
-    def up(self, timeout: float = 90, on_line: LineSink | None = None) -> UpResult:
+    def up(self, timeout: float = 90, on_event: EventSink | None = None) -> UpResult:
         """``docker compose … up -d --wait``: every service running and healthy, or rc != 0 with compose's lines."""
         self.remove_project()  # a stack left by an earlier run would be reused, not recreated
         self.share_mount_point()
         wait = max(1, int(timeout))
-        return self.compose("up", "-d", "--wait", "--wait-timeout", str(wait), timeout=wait + 30, on_line=on_line)
+        return self.compose("up", "-d", "--wait", "--wait-timeout", str(wait), timeout=wait + 30, on_event=on_event)
 
     def down(self) -> None:
         """Stop and remove the project's containers and volumes, unmount MODEL_MOUNT_POINT; idempotent."""

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-LineSink = Callable[[str], None]
+from .. import events
+from ..events import EventSink
 
 BUILDER_VERSION = "1"  # bump when the layout below changes without any input file changing
 HASH_LABEL = "cai-tui.labstack.hash"
@@ -498,10 +499,14 @@ def image_tag(*, repo_root: Path | None = None, tag_prefix: str = "cai-tui-labst
 
 
 def build_image(
-    *, repo_root: Path | None = None, tag_prefix: str = "cai-tui-labstack", on_line: LineSink | None = None
+    *, repo_root: Path | None = None, tag_prefix: str = "cai-tui-labstack", on_event: EventSink | None = None
 ) -> str:
     """Build (or reuse, when the content hash is unchanged) the labstack image; returns its tag."""
-    say = on_line or (lambda _line: None)
+
+    def say(text: str) -> None:
+        if on_event is not None:
+            on_event(events.note(text, source="labstack-image"))
+
     t0 = time.monotonic()
     fs, facts = assemble(repo_root)
     digest = fs.digest(tag_prefix)

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .bed import LineSink, run_compose
+from ..events import EventSink
+from .bed import run_compose
 from .stack import (
     BedError,
     compose_command,
@@ -113,13 +114,13 @@ class LabInstance:
         self.port = port if port is not None else free_port()
         self.image: str | None = None
 
-    def prepare(self, on_line: LineSink | None = None) -> None:
+    def prepare(self, on_event: EventSink | None = None) -> None:
         """Build (or reuse) the image, write the stand-in and the override, share MODEL_MOUNT_POINT.
 
         Raises :class:`BedError` or :class:`~cai_tui.labstack.image.LabImageError` with a one-line message."""
         from .image import build_image
 
-        self.image = image = build_image(on_line=on_line)
+        self.image = image = build_image(on_event=on_event)
         self.home.mkdir(parents=True, exist_ok=True)
         write_stand_in(self.cai_compose_file, image)
         write_file(self.override_file, lab_override(image))

@@ -240,7 +240,7 @@ def test_an_unreachable_target_exits_3_naming_it(lab: Lab, tmp_path: Path) -> No
     text = re.sub(r"(?m)^targets:\n", f"targets:\n  instance: ssh://root@127.0.0.1:{port}\n", text)
     recipe = tmp_path / "unreachable.yaml"
     recipe.write_text(text)
-    rc, events, err = replay(recipe, "--yes", "--only", "cai-env", "--json", str(tmp_path / "u.json"))
+    rc, _events, err = replay(recipe, "--yes", "--only", "cai-env", "--json", str(tmp_path / "u.json"))
     doc = summary(tmp_path / "u.json")
     assert rc == 3, err
     assert doc["status"] == "failed" and doc["stopped_at"] == "cai-env"

@@ -21,10 +21,10 @@ def labstack_image() -> str:
     from cai_tui.labstack.image import LabImageError, build_image, prune_images
 
     ensure_engine()
-    lines: list[str] = []
+    lines: list[Any] = []
     t0 = time.monotonic()
     try:
-        tag = build_image(on_line=lines.append)
+        tag = build_image(on_event=lines.append)
     except LabImageError as e:
         pytest.fail(str(e), pytrace=False)
     print(f"labstack image {tag} ready in {time.monotonic() - t0:.1f} s")

@@ -65,8 +65,10 @@ def test_the_files_are_the_instance_s_files_from_the_lab_recipe(stack_bed_factor
 
 
 def test_up_serves_the_decrypted_model_and_down_leaves_nothing(stack_bed: StackBed, lab: Any) -> None:
-    lines: list[str] = []
-    result = stack_bed.up(timeout=60, on_line=lines.append)
+    got: list[Any] = []
+    result = stack_bed.up(timeout=60, on_event=got.append)
+    assert {(e.kind, e.source) for e in got} == {("line", "compose")}
+    lines = [e.text for e in got]
     assert result.rc == 0, result.text + "".join(f"\n--- {s}\n{stack_bed.logs(s)}" for s in ("oss", "cachefs"))
     assert lines == result.lines and any("Healthy" in line for line in lines)
     assert result.elapsed_s < 45, result.elapsed_s

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cai_tui.events import Event
 from cai_tui.labstack.bed import mounts_under, privileged_works
 from cai_tui.labstack.image import assemble, build_image, image_tag
 from tests.targets.docker_lab import docker
@@ -206,9 +207,10 @@ def test_the_tag_follows_the_content(labstack_image: str, tmp_path: Path) -> Non
     """Unchanged sources: the same tag, reused without a build; a touched cai_tui file: another tag."""
     current = build_image()  # the session's image, unless a source changed since the session began
     assert current == labstack_image or current == image_tag()
-    lines: list[str] = []
+    got: list[Event] = []
     t0 = time.monotonic()
-    assert build_image(on_line=lines.append) == current
+    assert build_image(on_event=got.append) == current
+    lines = [e.text for e in got]
     assert time.monotonic() - t0 < 15
     assert lines == [lines[0]] and "is up to date" in lines[0], lines
 
