@@ -62,30 +62,26 @@ def use_public(loaded: Any, method: Method, *, password_ref: str | None = None) 
         raise ValueError(f"the public model belongs to the cai flow; this recipe's flow is {recipe.flow!r}")
     if method not in PUBLIC_PATHS:
         raise ValueError(f"--method must be gocryptfs or sam, not {method!r}")
-    answers = recipe.answers
-    wanted: list[tuple[Any, str, str, Any]] = [
-        (answers.model, "answers.model.source", "source", "public-encrypted"),
-        (answers.model, "answers.model.encryption_method", "encryption_method", method),
-        (answers.oss, "answers.oss.bucket_path", "bucket_path", PUBLIC_PATHS[method]),
-        (answers.oss, "answers.oss.region", "region", PUBLIC_REGION),
-        (answers.oss, "answers.oss.endpoint", "endpoint", PUBLIC_ENDPOINT),
+    from ..recipe.draft import Draft
+
+    wanted: list[tuple[str, str]] = [
+        ("model.source", "public-encrypted"),
+        ("model.encryption_method", method),
+        ("oss.bucket_path", PUBLIC_PATHS[method]),
+        ("oss.region", PUBLIC_REGION),
+        ("oss.endpoint", PUBLIC_ENDPOINT),
     ]
     if password_ref is not None:
-        if method == "gocryptfs":
-            wanted.append((answers.model, "answers.model.password", "password", password_ref))
-        else:
-            wanted.append((answers.model.sam, "answers.model.sam.key", "key", password_ref))
+        wanted.append(("model.password" if method == "gocryptfs" else "model.sam.key", password_ref))
+    draft = Draft(loaded)  # each set is validated with the whole recipe; loaded.recipe follows the draft
     changes: list[Change] = []
-    for section, name, attr, value in wanted:
-        old = getattr(section, attr)
-        old_text = str(old) if old is not None else None
+    for path, value in wanted:
+        old_text = draft.get(path).text
         if old_text != value:
-            setattr(section, attr, value)  # validate_assignment: pydantic checks the value
-            changes.append(Change(name, old_text, value))
-    if any(c.field.startswith("answers.model.sam.") for c in changes):
-        answers.model.sam = (
-            answers.model.sam
-        )  # a defaulted section counts as set only once assigned (saving skips unset)
+            problem = draft.set(path, value)
+            if problem is not None:
+                raise ValueError(f"{problem.field}: {problem.message}")
+            changes.append(Change(f"answers.{path}", old_text, value))
     return changes
 
 
