@@ -248,3 +248,48 @@ def test_an_unreachable_target_exits_3_naming_it(lab: Lab, tmp_path: Path) -> No
     assert failed["status"] == "failed" and f"127.0.0.1:{port}" in failed["detail"], failed
     assert "unreachable" in doc["message"]
     assert {i["status"] for i in doc["items"] if i["kind"] == "check"} == {"planned"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_an_interrupted_replay_exits_130_and_resumes_with_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT while a stage waits on a hanging Trustee: exit 130, the summary says where to resume; --from finishes."""
+    import signal
+
+    for var in PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    stages = "model-encrypt,model-upload,trustee-deploy,model-key"
+    with Lab(state_dir=tmp_path / "lab-state", seed="bare") as lab:
+        lab.faults.set("trustee-hang", True)
+        proc = subprocess.Popen(
+            [*_cli(), "replay", str(lab.recipe_path), "--yes", "--only", stages, "--json", str(tmp_path / "i.json")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=loopback_env(),
+        )
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:  # until the run waits on Trustee
+            seen.append(json.loads(line))
+            if seen[-1].get("kind") == "step_started" and seen[-1]["step"].startswith("trustee-deploy/"):
+                break
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        doc = summary(tmp_path / "i.json")
+        assert doc["status"] == "interrupted" and doc["stopped_at"] == "trustee-deploy"
+        assert "resume with --from trustee-deploy" in err
+        assert item(doc, "model-upload", "model.upload")["status"] == "applied"
+        assert item(doc, "model-key", "kms.create_secret")["status"] == "planned"
+
+        lab.faults.set("trustee-hang", False)
+        rc, _events, err = replay(
+            lab.recipe_path, "--yes", "--from", "trustee-deploy", "--only", stages, "--json", str(tmp_path / "r.json")
+        )
+        done = summary(tmp_path / "r.json")
+        assert rc == 0, f"{done['message']}\n{err[-2000:]}"
+        assert {i["stage"] for i in done["items"]} == {"trustee-deploy", "model-key"}
+        assert item(done, "model-key", "kms.create_secret")["status"] == "applied"
