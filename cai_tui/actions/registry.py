@@ -9,7 +9,6 @@ an upper-case placeholder, the step's ``note`` says what to set, and :func:`appl
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -485,10 +484,8 @@ def get(action_id: str) -> ActionSpec | None:
 
 # ------------------------------------------------------------------------------------------------ apply
 def _local_cli() -> list[str]:
-    """How this machine starts ``cai-tui``: on PATH, else the script beside this interpreter, else the module."""
-    found = shutil.which(CLI)
-    if found:
-        return [found]
+    """How this process starts ``cai-tui``: this installation's own script (beside this interpreter), else this
+    interpreter with the module — never another cai-tui that happens to be first on PATH."""
     beside = Path(sys.executable).with_name(CLI)
     if beside.is_file() and os.access(beside, os.X_OK):
         return [str(beside)]
