@@ -18,6 +18,9 @@ log = logging.getLogger("cai_tui.lab")
 LOOPBACK = "127.0.0.1"
 
 
+ACCEPT_TIMEOUT_S = 1.0
+
+
 class LabHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -29,6 +32,13 @@ class LabHTTPServer(ThreadingHTTPServer):
         super().__init__((host, port), handler)
         self._thread: threading.Thread | None = None
 
+    def server_activate(self) -> None:
+        super().server_activate()
+        # serve_forever() accepts once select() says the socket is readable; a connection aborted in between leaves
+        # nothing to accept, and a blocking accept() would hang the server thread (and shutdown() with it). With a
+        # timeout that becomes an OSError, which socketserver ignores; accepted sockets stay blocking.
+        self.socket.settimeout(ACCEPT_TIMEOUT_S)
+
     @property
     def port(self) -> int:
         return int(self.server_address[1])
@@ -39,7 +49,7 @@ class LabHTTPServer(ThreadingHTTPServer):
 
     def start(self) -> LabHTTPServer:
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.name = f"lab-{type(self.RequestHandlerClass).__name__}-{self.port}"
+        self._thread.name = f"lab-{self.RequestHandlerClass.__name__}-{self.port}"
         self._thread.start()
         return self
 
