@@ -186,7 +186,12 @@ class CancelToken:
         return self._event.wait(seconds)
 
 
-NEVER = CancelToken()  # the token of work nobody can cancel (never set)
+class _Never(CancelToken):
+    def cancel(self, reason: str = "cancelled") -> None:
+        raise RuntimeError("events.NEVER is shared by work nobody can cancel; give the work its own CancelToken")
+
+
+NEVER: CancelToken = _Never()  # the token of work nobody can cancel (never set)
 
 __all__ = [
     "EVENTS_ENV",

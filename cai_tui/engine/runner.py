@@ -285,8 +285,8 @@ class Runner:
         if after.state == "fail":
             return ItemResult(item, "failed", f"ran, but {after.detail}", after.faq_id, after.evidence)
         if not item.changing:
-            return ItemResult(item, "skipped", f"checked, nothing changed: {_first_line(res.stdout) or 'ok'}")
-        return ItemResult(item, "applied", _first_line(res.stdout) or "done")
+            return ItemResult(item, "skipped", f"checked, nothing changed: {_last_line(res.stdout) or 'ok'}")
+        return ItemResult(item, "applied", _last_line(res.stdout) or "done")
 
     async def _run_argv(self, item: Item, target: Target) -> Any:
         from ..actions.registry import local_argv
@@ -415,7 +415,8 @@ async def _mkdirs(target: Target, directory: str) -> None:
         await target.run(["mkdir", "-p", directory], timeout=30)
 
 
-def _first_line(text: str) -> str:
+def _last_line(text: str) -> str:
+    """The last line a person would read (JSON event lines of a child left out)."""
     for line in reversed(text.splitlines()):
         if line.strip() and not ev.parse_line(line):
             return line.strip()
