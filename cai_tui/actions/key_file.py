@@ -89,6 +89,8 @@ def create(path: Path) -> int:
     """Write a fresh random password to ``path`` (which must not exist); its length in characters.
 
     FileExistsError when the file exists (also when it appeared during the write: it is kept)."""
+    from ..recipe.yaml_io import fsync_dir
+
     value = secrets.token_urlsafe(PASSWORD_BYTES)
     _make_parents(path.parent)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -105,14 +107,7 @@ def create(path: Path) -> int:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    fsync_dir(path.parent)
     return len(value)
 
 

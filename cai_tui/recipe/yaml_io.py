@@ -239,8 +239,13 @@ def atomic_write(target: Path, data: bytes, *, mode: int = 0o600, backup: bool =
             _temp_copy(parent, target.name + ".bak", target.read_bytes(), 0o600), target.with_name(target.name + ".bak")
         )
     _replace(_temp_copy(parent, target.name, data, mode), target)
+    fsync_dir(parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or link in ``directory`` durable (best effort: not every filesystem lets a directory be synced)."""
     try:
-        dfd = os.open(parent, os.O_RDONLY)
+        dfd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
