@@ -39,6 +39,7 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 MERGED_USR = ("bin", "sbin", "lib", "lib64")  # the image is merged-/usr: /bin → usr/bin, …
 GENERATED_MTIME = 946684800  # 2000-01-01: fixed, so generated files never change the hash or the layers
 # What the services import, directly or through cai_tui (cai_tui.clients.kbs, cai_tui.recipe, the lab clients).
+PIP_HINT = "pip install 'cai-tui[lab]' (from a checkout: ./scripts/install.sh)"
 RUNTIME_ROOTS = ("oss2", "httpx", "pydantic", "cryptography", "ruamel.yaml", "platformdirs", "tomlkit")
 # Never copied even if some requirement names them: UI, dev and build tools.
 EXCLUDED_DISTS = frozenset(
@@ -252,16 +253,11 @@ def _norm(name: str) -> str:
 
 
 def _requirements(dist: md.Distribution) -> Iterator[str]:
-    """Names of the distributions ``dist`` needs here (markers evaluated, extras left out)."""
+    """Names of the distributions ``dist`` needs here (markers evaluated for this interpreter, extras left out)."""
     try:
         from packaging.requirements import InvalidRequirement, Requirement
-    except ImportError:  # packaging is a build/test tool; without it, take every requirement without an extra
-        for text in dist.requires or []:
-            if "extra" not in text.partition(";")[2]:
-                m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
-                if m:
-                    yield m.group(1)
-        return
+    except ImportError:  # markers such as python_version < "3.11" cannot be judged without it
+        raise LabImageError(f"the Python package 'packaging' is not installed in {sys.prefix}: {PIP_HINT}") from None
     for spec in dist.requires or []:
         try:
             req = Requirement(spec)
@@ -285,7 +281,7 @@ def dependency_closure(roots: Iterable[str] = RUNTIME_ROOTS) -> list[md.Distribu
         except md.PackageNotFoundError:
             raise LabImageError(
                 f"the Python package {name!r} (needed inside the lab image) is not installed in {sys.prefix}: "
-                "pip install -e '.[test]'"
+                f"{PIP_HINT}"
             ) from None
         found[name] = dist
         todo.extend(_norm(r) for r in _requirements(dist))
