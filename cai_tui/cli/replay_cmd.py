@@ -21,10 +21,8 @@ from .common import hidden_prompter, load_or_report
 
 if TYPE_CHECKING:
     from ..engine.replay import ReplayReport, StagePlan
-    from ..events import Event
 
 EXIT_INPUT = 2
-SYMBOLS = {"applied": "✓", "skipped": "–", "failed": "✗", "waived": "~", "planned": "·"}
 STYLES = {"applied": "green", "skipped": "dim", "failed": "bold red", "waived": "cyan", "planned": ""}
 
 
@@ -182,6 +180,7 @@ async def _run(
             except TargetError as e:
                 _err(f"{name}: {e} (file diffs left out)")
             report = planned_report(loaded, plans)
+            view.event.close()
             view.plan(plans)
             _write_outputs(report, json_out, junit_out)
             return 0
@@ -204,10 +203,12 @@ async def _run(
         report = await replay(session, plans, view.event, files_dir=files_dir, cancel=CancelToken())
         if report.exit_code == EXIT_INTERRUPTED:
             _err(f"{name}: interrupted at stage {report.stopped_at}; resume with --from {report.stopped_at}")
+        view.event.close()  # the progress bars end before the summary
         view.summary(report)
         _write_outputs(report, json_out, junit_out)
         return report.exit_code
     finally:
+        view.event.close()
         await session.aclose()
 
 
@@ -225,51 +226,24 @@ def _write_outputs(report: ReplayReport, json_out: Path | None, junit_out: Path 
 
 
 class _View:
-    """Events on a terminal with rich, else as JSON lines on stdout; the plan and the summary likewise."""
+    """Events through :class:`~.events_view.EventsView`; the plan and the summary with rich on a terminal, else as
+    JSON lines on stdout."""
 
     def __init__(self, tty: bool) -> None:
         from rich.console import Console
 
+        from .events_view import EventsView
+
         self.tty = tty
         self.console = Console(highlight=False, soft_wrap=True) if tty else None
-        self._progress: dict[str, float] = {}
+        # the CLI's one event renderer: JSON lines without a terminal, lines, notes and progress bars on one
+        self.event = EventsView(json_mode=not tty, live=tty)
 
     def _json(self, doc: dict[str, Any]) -> None:
         from ..recipe import REDACTOR
 
         sys.stdout.write(REDACTOR.redact(json.dumps(doc, ensure_ascii=False, separators=(",", ":"))) + "\n")
         sys.stdout.flush()
-
-    def event(self, e: Event) -> None:
-        from rich.markup import escape
-
-        from ..recipe import REDACTOR
-
-        if self.console is None:
-            self._json(e.to_json())
-            return
-        text = escape(REDACTOR.redact(e.text))
-        if e.kind == "line":
-            self.console.print(f"[dim]  {escape(e.source)}│[/] {text}" if e.source else f"  {text}")
-        elif e.kind == "progress":  # at most one line a second per step, and the last one
-            import time
-
-            done, total = e.done or 0, e.total
-            key, now = f"{e.step}/{e.text}", time.monotonic()
-            if (total is not None and done >= total) or now - self._progress.get(key, 0.0) >= 1.0:
-                self._progress[key] = now
-                pct = f"{100 * done / total:5.1f}%" if total else ""
-                self.console.print(f"  [cyan]{text or 'progress'}[/] {done}/{total or '?'} {escape(e.unit)} {pct}")
-        elif e.kind == "note":
-            style = {"warn": "yellow", "error": "bold red"}.get(e.level, "bold")
-            self.console.print(f"[{style}]{text}[/]")
-        elif e.kind == "step_started":
-            self.console.print(f"[bold]▶ {escape(e.step)}[/] {text}")
-        elif e.kind == "step_finished":
-            sym = SYMBOLS.get(e.status, "?")
-            self.console.print(f"  [{STYLES.get(e.status, '')}]{sym} {e.status}[/] {text}")
-        elif e.kind == "check":
-            self.console.print(f"  [dim]check {escape(e.step)}: {e.status} — {text}[/]")
 
     def plan(self, plans: list[StagePlan]) -> None:
         from ..recipe import REDACTOR
