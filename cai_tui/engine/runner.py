@@ -21,7 +21,6 @@ the FAQ fix with the log line that proves it. Check results are reused until an 
 from __future__ import annotations
 
 import difflib
-import os
 import posixpath
 import time
 from collections.abc import Iterable
@@ -318,15 +317,17 @@ class Runner:
             return ItemResult(item, "failed", str(e))
         if current == new:
             return ItemResult(item, "skipped", f"{path} is up to date on {target.name}")
-        if current is not None:
-            await target.write_file(path + ".bak", current, mode=mode)
-        await _mkdirs(target, posixpath.dirname(path))
-        await target.write_file(path, new, mode=mode)
+        from ..deploy.upload import UploadError, upload_file
+
+        try:  # as deploy puts files: parents made, a differing file kept as .bak with its mode, the mode verified
+            out = await upload_file(target, path, new, mode)
+        except UploadError as e:
+            return ItemResult(item, "failed", str(e))
         self.changed()
         diff = _diff(path, current, new, REDACTOR.redact)
         for line in diff.splitlines():
             self.sink(ev.line(line, source=target.name, step=item.id))
-        what = "changed (the previous file kept as .bak)" if current is not None else "written"
+        what = f"changed (the previous file kept as {out.backup})" if out.backup else "written"
         return ItemResult(item, "applied", f"{path} {what} on {target.name}, mode {mode:04o}")
 
     async def _check(self, item: Item) -> ItemResult:
@@ -402,17 +403,6 @@ def _diff(path: str, current: bytes | None, new: bytes, redact: Any) -> str:
             old_lines, new_lines, fromfile=f"{path} (current)" if current is not None else "/dev/null", tofile=path
         )
     )
-
-
-async def _mkdirs(target: Target, directory: str) -> None:
-    from ..targets.local import LocalTarget
-
-    if not directory:
-        return
-    if isinstance(target, LocalTarget):
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-    else:
-        await target.run(["mkdir", "-p", directory], timeout=30)
 
 
 def _last_line(text: str) -> str:

@@ -176,6 +176,20 @@ def test_replay_from_nothing_to_an_answering_model_then_nothing_to_do(bare_lab: 
     assert {i["status"] for i in again["items"]} == {"skipped", "waived"}
     assert {i["item"] for i in again["items"] if i["status"] == "waived"} == waived
 
+    # a generated file edited by hand: rewritten, the edited copy kept as .bak with its mode
+    from cai_tui.recipe import load_recipe
+
+    rec = load_recipe(recipe).recipe
+    env_file = Path(rec.answers.service.env_file)  # type: ignore[union-attr]
+    env_file.write_text(env_file.read_text() + "# edited by hand\n")
+    rc, _events, err = replay(recipe, "--yes", "--only", "cai-env", "--json", str(tmp_path / "run3.json"))
+    rewritten = item(summary(tmp_path / "run3.json"), "cai-env", "cai-env")
+    assert rc == 0, err
+    assert rewritten["status"] == "applied" and "cai.env.bak" in rewritten["detail"], rewritten
+    bak = env_file.with_name("cai.env.bak")
+    assert bak.read_text().endswith("# edited by hand\n") and "# edited by hand" not in env_file.read_text()
+    assert (bak.stat().st_mode & 0o777, env_file.stat().st_mode & 0o777) == (0o600, 0o600)
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
