@@ -154,7 +154,12 @@ class Runner:
             home = await self.home(role, target)
             if home is None:
                 raise TargetUnreachable(f"cannot learn $HOME on {target.name} to place {path}")
-            path = home.rstrip("/") + path[1:]
+            from ..deploy.plan import DeployInputError, expand_home
+
+            try:
+                path = expand_home(path, home)  # deploy's expansion: ~ and ~/…, ~user refused with the fix
+            except DeployInputError as e:
+                raise FileProblem(str(e)) from None
         return path
 
     # --- files --------------------------------------------------------------------------------------------------------
