@@ -81,14 +81,9 @@ def parse_target_args(values: list[str], flow: str | None) -> list[tuple[str, st
 
 
 def _targets(rec, flow: str | None, args: list[str]) -> dict[str, Target]:  # type: ignore[no-untyped-def]
-    from ..engine.session import build_targets
-    from ..targets.local import LocalTarget
-    from ..targets.parse import target_from_uri
+    from ..engine.session import build_targets, with_overrides
 
-    targets = build_targets(rec, flow, None, None)
-    for role, uri in parse_target_args(args, flow):
-        targets[role] = LocalTarget() if uri == "local" else target_from_uri(uri)
-    return targets
+    return with_overrides(build_targets(rec, flow, None, None), parse_target_args(args, flow))
 
 
 def run_troubleshoot(

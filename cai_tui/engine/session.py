@@ -109,6 +109,16 @@ def waived_failures(outcomes: list[CheckOutcome], waivers: list[Any]) -> dict[st
     return {o.id: w for o in outcomes if o.result.status == "fail" and (w := _waiver_for(o.id, waivers))}
 
 
+def with_overrides(targets: dict[str, Target], overrides: Iterable[tuple[str, str]]) -> dict[str, Target]:
+    """``targets`` with each (role, uri) of ``overrides`` (``--target``) in place of the recipe's."""
+    from ..targets.local import LocalTarget
+    from ..targets.parse import target_from_uri
+
+    for role, uri in overrides:
+        targets[role] = LocalTarget() if uri.strip() == "local" else target_from_uri(uri)
+    return targets
+
+
 def waiver_for(check_id: str, waivers: Iterable[Any]) -> str | None:
     """The reason of the first waiver whose glob covers ``check_id``."""
     return _waiver_for(check_id, list(waivers))
@@ -127,16 +137,11 @@ class Session:
         prompt: Callable[[str], str] | None = None,
         timeout: float = 10.0,
     ) -> None:
-        from ..targets.local import LocalTarget
-        from ..targets.parse import target_from_uri
-
         self.loaded = loaded
         self.recipe = loaded.recipe
         self.prompt = prompt
         self.timeout = timeout
-        self.targets: dict[str, Target] = build_targets(self.recipe, self.recipe.flow, None, None)
-        for role, uri in overrides:
-            self.targets[role] = LocalTarget() if uri.strip() == "local" else target_from_uri(uri)
+        self.targets = with_overrides(build_targets(self.recipe, self.recipe.flow, None, None), overrides)
 
     @property
     def waivers(self) -> list[Any]:
@@ -187,4 +192,5 @@ __all__ = [
     "role_for",
     "waived_failures",
     "waiver_for",
+    "with_overrides",
 ]
