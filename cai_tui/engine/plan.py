@@ -14,13 +14,13 @@ import shlex
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..stages.loader import PLACEHOLDER_RE  # the placeholders the stage loader checks are the ones filled
 from .items import Item
 
 if TYPE_CHECKING:
     from ..recipe.yaml_io import LoadedRecipe
     from ..stages.spec import StageSpec, Step
 
-PLACEHOLDER_RE = re.compile(r"(?<!\$)\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)+)\}")
 # Generated files the deployment writes on the instance (the others go to the replay's files folder).
 INSTANCE_FILES = {"cai-env": "service.env_file", "compose": "service.compose_file"}
 # Doers that only diagnose: run when something failed, not as part of a healthy run.
