@@ -254,14 +254,7 @@ class _View:
                     self._json(
                         {
                             "schema": "cai-tui/replay-plan/v1",
-                            "stage": it.stage,
-                            "covers": it.covers,
-                            "kind": it.kind,
-                            "item": it.name,
-                            "title": it.title,
-                            "target": it.target,
-                            "guard": list(it.guard),
-                            "command": it.command_line,
+                            **it.to_json(),
                             "changes": it.changes,
                             "applies": it.applies,
                             "not_applicable": it.not_applicable,

@@ -56,6 +56,20 @@ class Item:
     def command_line(self) -> str:
         return shlex.join(self.argv) if self.argv else self.text
 
+    def to_json(self) -> dict[str, object]:
+        """What every JSON rendering of an item says (the plan's lines, the replay summary's items)."""
+        return {
+            "stage": self.stage,
+            "covers": self.covers,
+            "item": self.name,
+            "id": self.id,
+            "kind": self.kind,
+            "title": self.title,
+            "target": self.target,
+            "guard": list(self.guard),
+            "command": self.command_line,
+        }
+
 
 @dataclass
 class ItemResult:
@@ -67,17 +81,8 @@ class ItemResult:
     duration_ms: int = 0
 
     def to_json(self) -> dict[str, object]:
-        it = self.item
         return {
-            "stage": it.stage,
-            "covers": it.covers,
-            "item": it.name,
-            "id": it.id,
-            "kind": it.kind,
-            "title": it.title,
-            "target": it.target,
-            "guard": list(it.guard),
-            "command": it.command_line,
+            **self.item.to_json(),
             "status": self.status,
             "detail": self.detail,
             "faq_id": self.faq_id,
