@@ -6,6 +6,8 @@ import json
 
 import typer
 
+from ..recipe.examples import EXAMPLES
+
 recipe_app = typer.Typer(help="Check and describe recipe files.", no_args_is_help=True)
 
 
@@ -65,13 +67,6 @@ def schema() -> None:
     from ..recipe import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
-
-
-EXAMPLES = {
-    "cai": "cai-qwen2.5-3b-beijing.yaml",
-    "kata-virtcca": "kata-virtcca-qwen1.5-1.8b.yaml",
-    "lab": "lab-demo.yaml",
-}
 
 
 @recipe_app.command("new")

@@ -36,6 +36,8 @@ def run_wizard(*, lab: bool, recipe: str | None, lang: str) -> int:
             + (f"  {running.side_by_side_note}\n" if running.side_by_side_note else "")
             + f"  recipe {running.recipe_path}\n  instance: {running.instance_info['message']}\n"
         )
-        return run_app(lang=lang, recipe_path=recipe or str(running.recipe_path), lab_info=running.ready_info())
+        return run_app(
+            lang=lang, recipe_path=recipe or str(running.recipe_path), lab_info=running.ready_info(), lab=running
+        )
     finally:
         running.stop()

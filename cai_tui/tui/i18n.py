@@ -18,6 +18,18 @@ STRINGS: dict[str, tuple[str, str]] = {
     "lang": ("中文", "English"),
     "next": ("Next stage", "下一阶段"),
     "prev": ("Previous stage", "上一阶段"),
+    "run_stage": ("Run stage", "执行阶段"),
+    "checks": ("Checks", "检查"),
+    "troubleshoot": ("Troubleshoot", "故障排查"),
+    "save": ("Save", "保存"),
+    "palette": ("Commands", "命令"),
+    "theme": ("Light/dark", "明/暗主题"),
+    "saved": ("Recipe saved to {path}", "配方已保存到 {path}"),
+    "save_failed": ("Not saved", "未保存"),
+    "save_nothing": (
+        "No recipe is open: choose a flow or open a recipe first.",
+        "尚未打开配方：请先选择流程或打开配方。",
+    ),
     # start screen
     "app_title": ("cai-tui", "cai-tui"),
     "app_subtitle": ("confidential LLM inference, step by step", "机密计算大模型推理部署向导"),
@@ -70,6 +82,14 @@ STRINGS: dict[str, tuple[str, str]] = {
     "default": ("default", "默认值"),
     "secret_ref": ("secret reference; the value is read only when used", "密钥引用，仅在使用时读取其值"),
 }
+
+
+def add_strings(table: dict[str, tuple[str, str]]) -> None:
+    """A screen module's own (en, zh) strings, merged at import; a key defined twice with other words is a bug."""
+    for key, pair in table.items():
+        if key in STRINGS and STRINGS[key] != pair:
+            raise ValueError(f"i18n: {key!r} is already defined as {STRINGS[key]!r}")
+        STRINGS[key] = pair
 
 
 def t(key: str, lang: str, **fmt: Any) -> str:

@@ -20,6 +20,9 @@ class FlowScreen(LocalizedScreen):
         Binding("escape", "back", "Back", id="back"),
         Binding("p", "prev", "Previous stage", id="prev"),
         Binding("n", "next", "Next stage", id="next"),
+        Binding("r", "run_stage", "Run stage", id="run_stage"),
+        Binding("c", "checks", "Checks", id="checks"),
+        Binding("t", "troubleshoot", "Troubleshoot", id="troubleshoot"),
     ]
 
     def __init__(self, flow: str) -> None:
@@ -100,6 +103,27 @@ class FlowScreen(LocalizedScreen):
 
     def action_back(self) -> None:
         self.dismiss()
+
+    @property
+    def current_stage(self) -> StageSpec | None:
+        index = self.stage_list.highlighted
+        return self.stages[index] if index is not None else None
+
+    def action_run_stage(self) -> None:
+        from .run_stage import RunStageScreen
+
+        if self.current_stage is not None:
+            self.app.push_screen(RunStageScreen(self.current_stage))
+
+    def action_checks(self) -> None:
+        from .checks import ChecksScreen
+
+        self.app.push_screen(ChecksScreen(self.current_stage))
+
+    def action_troubleshoot(self) -> None:
+        from .troubleshoot import TroubleshootScreen
+
+        self.app.push_screen(TroubleshootScreen(self.flow))
 
 
 def stage_prompt(stage: StageSpec, lang: str) -> Content:
