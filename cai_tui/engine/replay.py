@@ -95,8 +95,11 @@ def created_key_files(plans: list[StagePlan], loaded: LoadedRecipe) -> set[str]:
     return set()
 
 
-def resolve_secrets(loaded: LoadedRecipe, exempt: set[str], prompt: Any) -> list[str]:
-    """Resolve every secret reference now (they join the redaction set); the problems, each naming its field."""
+def resolve_secrets(loaded: LoadedRecipe, exempt: set[str], prompt: Any, *, prompt_ok: bool = False) -> list[str]:
+    """Resolve every secret reference now (they join the redaction set); the problems, each naming its field.
+
+    ``prompt_ok``: a ``prompt`` reference is asked through ``prompt`` (the wizard asks in a dialog, for the work done
+    in this process: checks, the instance's files); a replay refuses it, as its child commands cannot ask."""
     import os
 
     from ..recipe.checks_here import SECRET_LIMITS, iter_secret_refs
@@ -106,7 +109,7 @@ def resolve_secrets(loaded: LoadedRecipe, exempt: set[str], prompt: Any) -> list
     for path, ref in iter_secret_refs(loaded.recipe):
         if path in exempt and ref.scheme == "file" and not os.path.exists(os.path.expanduser(ref.target)):
             continue
-        if ref.scheme == "prompt":
+        if ref.scheme == "prompt" and not prompt_ok:
             problems.append(
                 f"{path}: `prompt` cannot reach the commands a replay runs (they run without a terminal); "
                 "use env:NAME or file:PATH for replays"
@@ -134,19 +137,34 @@ async def replay(
     cancel: ev.CancelToken = ev.NEVER,
 ) -> ReplayReport:
     """Apply ``plans`` stage by stage (see :mod:`.runner`); never raises for a failure of the work itself."""
-    report = ReplayReport(recipe=session.loaded.source)
-    runner = Runner(session, sink, files_dir=files_dir, cancel=cancel)
+    return await run_plans(Runner(session, sink, files_dir=files_dir, cancel=cancel), plans)
+
+
+async def run_stage(runner: Runner, plan: StagePlan) -> tuple[list[ItemResult], ItemResult | None]:
+    """One stage: its items in order; on a failure the troubleshooter's diagnosis is added to the failed result.
+    Returns (results, the failed result or None). Raises Cancelled / TargetUnreachable like the runner."""
+    runner.sink(ev.note(f"stage {plan.stage.order:02d} {plan.stage.id}: {plan.stage.title.en}", step=plan.stage.id))
+    results, ok = await runner.run_items(plan.items)
+    if ok:
+        return results, None
+    failed = next(r for r in results if r.status == "failed")
+    await runner.diagnose(failed)
+    return results, failed
+
+
+async def run_plans(runner: Runner, plans: list[StagePlan]) -> ReplayReport:
+    """What ``replay`` does with its runner, and what the wizard does for one stage: every plan through
+    :func:`run_stage`, stopping at the first failure; an interruption (the token, Ctrl-C, a cancelled task) or an
+    unreachable target ends the report as such, resumable at ``stopped_at``."""
+    report = ReplayReport(recipe=runner.session.loaded.source)
     t0 = time.monotonic()
     current: StagePlan | None = None
     try:
         for i, p in enumerate(plans):
             current = p
-            sink(ev.note(f"stage {p.stage.order:02d} {p.stage.id}: {p.stage.title.en}", step=p.stage.id))
-            results, ok = await runner.run_items(p.items)
+            results, failed = await run_stage(runner, p)
             report.results += results
-            if not ok:
-                failed = next(r for r in results if r.status == "failed")
-                await runner.diagnose(failed)
+            if failed is not None:
                 report.status, report.exit_code = "failed", EXIT_FAILED
                 report.stopped_at = p.stage.id
                 report.message = f"{failed.item.id}: {failed.detail}"
@@ -201,4 +219,6 @@ __all__ = [
     "planned_report",
     "replay",
     "resolve_secrets",
+    "run_plans",
+    "run_stage",
 ]
