@@ -11,6 +11,7 @@ from .ask_cmd import ask_command
 from .bundle_cmd import bundle_command
 from .deploy_cmd import deploy_command
 from .doctor_cmd import doctor_command
+from .init_cmd import init_command
 from .kms_cmd import kms_app
 from .lab_cmd import lab_app
 from .model_cmd import model_app
@@ -48,6 +49,7 @@ app.command("deploy")(deploy_command)
 app.command("troubleshoot")(troubleshoot_command)
 app.command("ask")(ask_command)
 app.command("replay")(replay_command)
+app.command("init")(init_command)
 
 
 def _version(value: bool) -> None:
