@@ -132,11 +132,15 @@ async def test_the_failing_container_shows_its_fix_and_the_proving_line_and_b_wr
         assert at is not None and lines[at].text == top.evidence.line
         assert top.evidence.line not in str(screen.query_one("#ts-log-after", Static).content).splitlines()
 
-        # f: the whole FAQ entry; in Chinese the fix follows
+        # f: the whole FAQ entry (the shared FAQ modal); esc comes back; in Chinese the fix follows
+        from cai_tui.tui.screens.faq_entry import FaqEntryScreen
+
         await pilot.press("f")
         await pilot.pause()
-        faq = screen.query_one("#ts-faq", Static)
-        assert faq.display and "FAQ entry kbs-policy-deny" in str(faq.content)
+        assert isinstance(app.screen, FaqEntryScreen) and app.screen.entry.id == "kbs-policy-deny"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
         await pilot.press("ctrl+l")
         await pilot.pause()
         from cai_tui.faq.kb import default_kb

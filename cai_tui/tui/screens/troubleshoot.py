@@ -350,8 +350,18 @@ class TroubleshootScreen(LocalizedScreen):
         return True
 
     def action_faq(self) -> None:
-        """Show (or hide) the whole FAQ entry of the selected container's top finding beside its summary."""
-        if self.detail.top is None:
+        """The top finding's FAQ entry in the shared FAQ modal; a finding without an entry (``unknown``) says so in
+        the detail instead."""
+        from ..widgets.container_detail import faq_entry
+
+        top = self.detail.top
+        if top is None:
+            return
+        entry = faq_entry(top.faq_id)
+        if entry is not None:
+            from .faq_entry import FaqEntryScreen
+
+            self.app.push_screen(FaqEntryScreen(entry))
             return
         self.faq_open = not self.faq_open
         self._show_detail(self.lang)
