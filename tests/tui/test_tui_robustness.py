@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from form_testlib import editor
 from textual.widgets import OptionList
 from tui_testlib import CAI_RECIPE, SIZE, stage, svg_text, texts
 
@@ -81,7 +82,8 @@ async def test_odd_specs_render_in_both_languages(tmp_path) -> None:
         await pilot.press("n")
         await pilot.pause()
         assert "T" * 400 in texts(detail)
-        assert "examplebucket:/qwen-encrypted/" in texts(detail)  # the recipe's value beside a 300-char label
+        bucket = editor(screen, "oss.bucket_path")  # the recipe's value in its editor beside a 300-char label
+        assert bucket.text == "examplebucket:/qwen-encrypted/" and "L" * 300 in texts(bucket)
         detail.focus()
         await pilot.press("end")
         await pilot.pause()
@@ -91,6 +93,7 @@ async def test_odd_specs_render_in_both_languages(tmp_path) -> None:
         assert "长" * 400 in texts(detail)
         app.save_screenshot(str(tmp_path / "long.svg"))
         assert "第 2 阶段，共 2 个" in texts(detail)
+        assert "标" * 300 in texts(editor(screen, "oss.bucket_path"))
         assert "长长长" in svg_text(tmp_path / "long.svg")
         await pilot.press("escape")
         await pilot.pause()

@@ -1,6 +1,6 @@
-"""One stage field: label, current value from the recipe, dotted path and help.
+"""One stage field, read-only: label, current value (when given), dotted path and help.
 
-Read-only for now; the form wizard will put an editor beside (or instead of) the value.
+Shown where no recipe of the flow is open; with one, the stage form uses :class:`~.field_editor.FieldEditor`.
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ class StepView(Vertical):
                     yield Static(Content.styled("  ! " + note, "$text-warning"), classes="step-command step-runs-note")
             if doer.command:
                 yield Static(
-                    Content.styled("$ " + command_lines(doer.command), "$text-secondary"), classes="step-command"
+                    Content.styled("$ " + command_lines(self._filled(doer.command)), "$text-secondary"),
+                    classes="step-command",
                 )
         yield Static(self._verify(), classes="step-verify")
 
@@ -55,6 +56,19 @@ class StepView(Vertical):
             return spec.plan(self.loaded)
         except (ValueError, TypeError, AttributeError):  # a recipe the plan cannot read: show the doer as before
             return []
+
+    def _filled(self, command: str) -> str:
+        """The command with the recipe's values in place of ``{field.path}`` (unset ones as ``<UNSET:path>``);
+        as written when no recipe of this flow is open."""
+        if self.loaded is None:
+            return command
+        from ...engine.plan import fill
+        from ...recipe.problems import RecipeError
+
+        try:
+            return fill(command, self.loaded)[0]
+        except RecipeError:  # a placeholder the recipe's model lacks (an odd spec): show it as written
+            return command
 
     def _inputs(self) -> Content:
         lang = self.lang
