@@ -18,6 +18,7 @@ from .model_cmd import model_app
 from .recipe_cmd import recipe_app
 from .render_cmd import render_command
 from .replay_cmd import replay_command
+from .serve_cmd import serve_command
 from .stages_cmd import stages_command
 from .tng_cmd import tng_app
 from .tools_cmd import tools_app
@@ -50,6 +51,7 @@ app.command("troubleshoot")(troubleshoot_command)
 app.command("ask")(ask_command)
 app.command("replay")(replay_command)
 app.command("init")(init_command)
+app.command("serve")(serve_command)
 
 
 def _version(value: bool) -> None:
@@ -77,7 +79,14 @@ def root(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .wizard_args import wizard_args
+
     try:
+        wizard = wizard_args(sys.argv[1:] if argv is None else list(argv))
+        if wizard is not None:  # only the wizard's options: skip typer's parsing (it imports pydantic)
+            from .wizard_cmd import run_wizard
+
+            return run_wizard(**wizard)
         app(args=argv, standalone_mode=True)
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else 2
