@@ -6,8 +6,6 @@ import json
 
 import typer
 
-from ..recipe.examples import EXAMPLES
-
 recipe_app = typer.Typer(help="Check and describe recipe files.", no_args_is_help=True)
 
 
@@ -77,6 +75,7 @@ def new(
     """Start a recipe from the documented example of a flow (never overwrites a file)."""
     from pathlib import Path
 
+    from ..recipe.examples import EXAMPLES  # here, not at the top: it loads the recipe models (slow start)
     from ..recipe.yaml_io import atomic_write
     from ..resources import data_dir
 

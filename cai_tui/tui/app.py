@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -13,11 +13,12 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from ..resources import data_dir
-from ..stages import FlowStages
 from .i18n import LANGS, other_lang, relabel_bindings, t
 from .screens.start import StartScreen
 from .state import WizardState
 
+if TYPE_CHECKING:
+    from ..stages import FlowStages
 
 def css_path() -> Path:
     """The main stylesheet ships in assets/ (a checkout's top-level folder, or inside the wheel)."""

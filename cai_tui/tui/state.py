@@ -7,17 +7,17 @@ One place for it, so every screen edits one :class:`~cai_tui.recipe.draft.Draft`
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..recipe import LoadedRecipe, RecipeError, load_recipe
-from ..stages import FlowStages, load_all
-
 if TYPE_CHECKING:
     from ..engine.session import Session
+    from ..recipe import LoadedRecipe
     from ..recipe.draft import Draft
+    from ..stages import FlowStages
 
 # a stage's status in the side bar
 NOT_STARTED, IN_PROGRESS, PASSED, FAILED, WAIVED = "not-started", "in-progress", "passed", "failed", "waived"
@@ -26,9 +26,70 @@ STATUSES = (NOT_STARTED, IN_PROGRESS, PASSED, FAILED, WAIVED)
 StatusListener = Callable[[str, str], None]  # (stage id, status)
 
 
+def shipped_flow_ids() -> tuple[str, ...]:
+    """The flows that have a stage folder (``screens/<flow>/``), known without reading a spec."""
+    from ..resources import data_dir
+
+    return tuple(sorted(p.name for p in data_dir("screens").iterdir() if p.is_dir() and any(p.glob("*.yaml"))))
+
+
+class FlowsOnDemand(Mapping[str, "FlowStages"]):
+    """The shipped flows' stage specs, read on first use.
+
+    Parsing and validating every spec costs more than the whole first paint, so the start screen lists the flows
+    by id and :meth:`load` runs once something needs a stage (the start screen calls it in a worker after it is
+    painted; a screen that needs a flow sooner waits for the same load). A broken spec raises StageSpecError there.
+    """
+
+    def __init__(
+        self,
+        flow_ids: tuple[str, ...] | None = None,
+        read: Callable[[], Mapping[str, FlowStages]] | None = None,
+    ) -> None:
+        """``read`` replaces the shipped specs' loader (``stages.load_all``, cached per process)."""
+        self._ids = flow_ids if flow_ids is not None else shipped_flow_ids()
+        self._read = read
+        self._flows: Mapping[str, FlowStages] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._flows is not None
+
+    def load(self) -> Mapping[str, FlowStages]:
+        with self._lock:
+            if self._flows is None:
+                if self._read is None:
+                    from ..stages import load_all
+
+                    self._flows = load_all()
+                else:
+                    self._flows = self._read()
+            return self._flows
+
+    def __getitem__(self, flow: str) -> FlowStages:
+        if flow not in self._ids:
+            raise KeyError(flow)
+        return self.load()[flow]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, flow: object) -> bool:
+        return flow in self._ids
+
+
+def flows_ready(flows: Mapping[str, FlowStages]) -> bool:
+    """Whether reading a flow's stages costs nothing now (a plain mapping always; FlowsOnDemand once loaded)."""
+    return not isinstance(flows, FlowsOnDemand) or flows.ready
+
+
 @dataclass
 class WizardState:
-    flows: dict[str, FlowStages]
+    flows: Mapping[str, FlowStages]
     loaded: LoadedRecipe | None = None
     recipe_problems: list[str] = field(default_factory=list)
     lab_info: dict[str, Any] | None = None
@@ -44,10 +105,10 @@ class WizardState:
         cls,
         recipe_path: str | Path | None = None,
         lab_info: dict[str, Any] | None = None,
-        flows: dict[str, FlowStages] | None = None,
+        flows: Mapping[str, FlowStages] | None = None,
         lab: Any | None = None,
     ) -> WizardState:
-        state = cls(flows=flows if flows is not None else load_all(), lab_info=lab_info, lab=lab)
+        state = cls(flows=flows if flows is not None else FlowsOnDemand(), lab_info=lab_info, lab=lab)
         if recipe_path is not None:
             state.open_recipe(recipe_path)
         return state
@@ -56,6 +117,8 @@ class WizardState:
 
     def open_recipe(self, path: str | Path) -> list[str]:
         """Load ``path`` as the recipe being edited; its problems (nothing changes then)."""
+        from ..recipe import RecipeError, load_recipe
+
         try:
             loaded = load_recipe(path)
         except RecipeError as e:
@@ -105,6 +168,8 @@ class WizardState:
     def save(self, path: str | Path | None = None) -> Path:
         """Save the draft (atomic, comments kept, previous file as .bak); RecipeError when there is nothing to save
         or no path yet."""
+        from ..recipe import RecipeError
+
         draft = self.draft
         if draft is None:
             from ..recipe.problems import Problem
@@ -157,6 +222,7 @@ class WizardState:
     def session(self, prompt: Callable[[str], str] | None = None) -> Session:
         """The engine session for the recipe as it stands now (a new one when the recipe changed since)."""
         from ..engine.session import Session
+        from ..recipe import RecipeError
 
         if self.loaded is None:
             raise RecipeError([])
