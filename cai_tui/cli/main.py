@@ -79,7 +79,14 @@ def root(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .wizard_args import wizard_args
+
     try:
+        wizard = wizard_args(sys.argv[1:] if argv is None else list(argv))
+        if wizard is not None:  # only the wizard's options: skip typer's parsing (it imports pydantic)
+            from .wizard_cmd import run_wizard
+
+            return run_wizard(**wizard)
         app(args=argv, standalone_mode=True)
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else 2

@@ -20,6 +20,7 @@ from .state import WizardState
 if TYPE_CHECKING:
     from ..stages import FlowStages
 
+
 def css_path() -> Path:
     """The main stylesheet ships in assets/ (a checkout's top-level folder, or inside the wheel)."""
     return data_dir("assets") / "tui" / "app.tcss"
