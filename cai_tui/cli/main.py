@@ -67,6 +67,9 @@ def root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
     lab: bool = typer.Option(False, "--lab", help="Start the embedded lab and open the wizard on its demo recipe."),
+    bare: bool = typer.Option(
+        False, "--bare", help="With --lab: a bare lab (plaintext model only), so every stage has work to do."
+    ),
     recipe: str = typer.Option(None, "--recipe", help="Open the wizard on this recipe file."),
     lang: str = typer.Option("en", "--lang", help="Interface language: en or zh."),
 ) -> None:
@@ -75,7 +78,7 @@ def root(
         return
     from .wizard_cmd import run_wizard
 
-    raise typer.Exit(run_wizard(lab=lab, recipe=recipe, lang=lang))
+    raise typer.Exit(run_wizard(lab=lab, recipe=recipe, lang=lang, bare=bare))
 
 
 def main(argv: list[str] | None = None) -> int:

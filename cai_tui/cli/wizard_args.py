@@ -1,4 +1,4 @@
-"""The wizard's own options (``cai-tui [--lab] [--recipe FILE] [--lang en|zh]``) read without typer.
+"""The wizard's own options (``cai-tui [--lab [--bare]] [--recipe FILE] [--lang en|zh]``) read without typer.
 
 Typer coerces every parameter through pydantic, and importing pydantic costs more than the wizard's whole first
 paint; so a command line that only opens the wizard is read here. Anything else (a sub-command, --help, --version,
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-FLAGS = {"--lab": "lab"}
+FLAGS = {"--lab": "lab", "--bare": "bare"}
 VALUED = {"--recipe": "recipe", "--lang": "lang"}
 
 
@@ -36,4 +36,4 @@ def wizard_args(argv: list[str]) -> dict[str, Any] | None:
         if key in found:
             return None
         found[key] = val
-    return {"lab": found.get("lab", False), "recipe": found.get("recipe"), "lang": found.get("lang", "en")}
+    return {"lab": found.get("lab", False), "bare": found.get("bare", False), "recipe": found.get("recipe"), "lang": found.get("lang", "en")}

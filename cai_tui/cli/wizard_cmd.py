@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
-def run_wizard(*, lab: bool, recipe: str | None, lang: str) -> int:
+def run_wizard(*, lab: bool, recipe: str | None, lang: str, bare: bool = False) -> int:
     if lang not in ("en", "zh"):
         sys.stderr.write(f"--lang: {lang!r} is not a language of cai-tui; use en or zh\n")
         return 2
@@ -21,9 +24,12 @@ def run_wizard(*, lab: bool, recipe: str | None, lang: str) -> int:
 
     if not lab:
         return run_app(lang=lang, recipe_path=recipe)
+    if bare and recipe is not None:
+        sys.stderr.write("--bare: the bare lab writes its own recipe; leave out --recipe\n")
+        return 2
     from ..lab.orchestrator import Lab, LabError
 
-    running = Lab(instance=True)
+    running = Lab(instance=True, seed="bare" if bare else "demo")
     sys.stderr.write("starting the lab (Trustee, OSS, KMS and, where this machine can, the lab instance)…\n")
     try:
         running.start()
@@ -36,8 +42,24 @@ def run_wizard(*, lab: bool, recipe: str | None, lang: str) -> int:
             + (f"  {running.side_by_side_note}\n" if running.side_by_side_note else "")
             + f"  recipe {running.recipe_path}\n  instance: {running.instance_info['message']}\n"
         )
-        return run_app(
-            lang=lang, recipe_path=recipe or str(running.recipe_path), lab_info=running.ready_info(), lab=running
-        )
+        with _hangup_interrupts():
+            return run_app(
+                lang=lang, recipe_path=recipe or str(running.recipe_path), lab_info=running.ready_info(), lab=running
+            )
+    except KeyboardInterrupt:
+        return 130
     finally:
         running.stop()
+
+
+@contextmanager
+def _hangup_interrupts() -> Iterator[None]:
+    """A closed terminal (SIGHUP) or a kill (SIGTERM) ends the wizard like Ctrl-C, so the lab is stopped and its
+    mounts and containers go with it."""
+    wanted = [s for s in (getattr(signal, "SIGHUP", None), signal.SIGTERM) if s is not None]
+    previous = {s: signal.signal(s, signal.default_int_handler) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
@@ -26,7 +26,7 @@ def css_path() -> Path:
     return data_dir("assets") / "tui" / "app.tcss"
 
 
-def css_paths() -> list[Path]:
+def css_paths() -> list[str | PurePath]:
     """app.tcss first, then each screen's own stylesheet in assets/tui/ (by name)."""
     main = css_path()
     return [main, *sorted(p for p in main.parent.glob("*.tcss") if p != main)]

@@ -24,6 +24,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "save": ("Save", "保存"),
     "palette": ("Commands", "命令"),
     "theme": ("Light/dark", "明/暗主题"),
+    "lab_faults": ("Lab faults", "实验环境故障开关"),
     "saved": ("Recipe saved to {path}", "配方已保存到 {path}"),
     "save_failed": ("Not saved", "未保存"),
     "save_nothing": (

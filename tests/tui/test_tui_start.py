@@ -363,6 +363,7 @@ def test_state_create_reads_no_spec_until_asked() -> None:
         ["--recipe", "x.yaml"],
         ["--recipe=x.yaml", "--lang", "zh"],
         ["--lang=zh", "--lab", "--recipe", "r"],
+        ["--lab", "--bare"],
     ],
 )
 def test_the_wizards_options_read_without_typer_are_what_typer_reads(argv: list[str]) -> None:
@@ -373,7 +374,8 @@ def test_the_wizards_options_read_without_typer_are_what_typer_reads(argv: list[
     from cai_tui.cli.wizard_args import wizard_args
 
     params = get_command(cli).make_context("cai-tui", list(argv)).params
-    assert wizard_args(argv) == {"lab": params["lab"], "recipe": params["recipe"], "lang": params["lang"]}
+    keys = ("lab", "bare", "recipe", "lang")
+    assert wizard_args(argv) == {k: params[k] for k in keys}
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,8 @@ class FlowScreen(LocalizedScreen):
         Binding("t", "troubleshoot", "Troubleshoot", id="troubleshoot"),
         Binding("e", "new_recipe", "New recipe", id="start_recipe"),
         Binding("ctrl+s", "save", "Save", id="save"),
+        Binding("h", "replay_command", "Replay command", id="replay_command", show=False),
+        Binding("l", "lab_faults", "Lab faults", id="lab_faults", show=False),
     ]
 
     class StatusChanged(Message):
@@ -294,6 +296,20 @@ class FlowScreen(LocalizedScreen):
         self.app.push_screen(TroubleshootScreen(self.flow))
 
     # --- the recipe ----------------------------------------------------------------------------------------------
+
+    def action_replay_command(self) -> None:
+        """The exact `cai-tui replay` command doing what this stage's `r` does, headlessly."""
+        from .recipe_files import ReplayCommandScreen
+
+        self._commit_form()
+        stage = self.current_stage
+        self.app.push_screen(ReplayCommandScreen(stage.id if stage is not None else None))
+
+    def action_lab_faults(self) -> None:
+        """The running lab's fault switches (under `cai-tui --lab`); the screen says how to start one otherwise."""
+        from .lab_faults import LabFaultsScreen
+
+        self.app.push_screen(LabFaultsScreen())
 
     def action_save(self) -> None:
         """Ctrl+S: apply what is typed in the form, then the app's save (Save as… when the recipe has no file)."""
