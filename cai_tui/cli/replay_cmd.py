@@ -126,6 +126,7 @@ def run_replay(
             junit_out=junit_out,
             files_dir=out_dir,
             timeout=timeout,
+            part=bool(start or stages),
         )
     )
 
@@ -151,7 +152,9 @@ async def _run(
     junit_out: Path | None,
     files_dir: Path,
     timeout: float,
+    part: bool = False,
 ) -> int:
+    """``part``: only some stages are run (--from/--only): only the secrets those stages take are resolved."""
     from ..engine.replay import (
         EXIT_INTERRUPTED,
         add_diffs,
@@ -159,6 +162,7 @@ async def _run(
         planned_report,
         replay,
         resolve_secrets,
+        stage_secret_fields,
     )
     from ..engine.runner import Runner
     from ..engine.session import Session
@@ -184,7 +188,8 @@ async def _run(
             view.plan(plans)
             _write_outputs(report, json_out, junit_out)
             return 0
-        problems = resolve_secrets(loaded, created_key_files(plans, loaded), session.prompt)
+        selected = stage_secret_fields(plans) if part else None
+        problems = resolve_secrets(loaded, created_key_files(plans, loaded), session.prompt, fields=selected)
         if problems:
             for p in problems:
                 _err(f"{loaded.source}: {p}")

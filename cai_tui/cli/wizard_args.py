@@ -36,4 +36,9 @@ def wizard_args(argv: list[str]) -> dict[str, Any] | None:
         if key in found:
             return None
         found[key] = val
-    return {"lab": found.get("lab", False), "bare": found.get("bare", False), "recipe": found.get("recipe"), "lang": found.get("lang", "en")}
+    return {
+        "lab": found.get("lab", False),
+        "bare": found.get("bare", False),
+        "recipe": found.get("recipe"),
+        "lang": found.get("lang", "en"),
+    }

@@ -95,9 +95,23 @@ def created_key_files(plans: list[StagePlan], loaded: LoadedRecipe) -> set[str]:
     return set()
 
 
-def resolve_secrets(loaded: LoadedRecipe, exempt: set[str], prompt: Any, *, prompt_ok: bool = False) -> list[str]:
+def stage_secret_fields(plans: list[StagePlan]) -> set[str]:
+    """The ``answers.…`` fields the planned stages take as input (the stage specs' fields)."""
+    return {f"answers.{p}" for plan in plans for p in plan.stage.field_paths}
+
+
+def resolve_secrets(
+    loaded: LoadedRecipe,
+    exempt: set[str],
+    prompt: Any,
+    *,
+    prompt_ok: bool = False,
+    fields: set[str] | None = None,
+) -> list[str]:
     """Resolve every secret reference now (they join the redaction set); the problems, each naming its field.
 
+    ``fields``: only these secrets (the stages being run take them: a run of stage 1 must not need the key file
+    stage 2 creates); None: every secret of the recipe (a whole replay).
     ``prompt_ok``: a ``prompt`` reference is asked through ``prompt`` (the wizard asks in a dialog, for the work done
     in this process: checks, the instance's files); a replay refuses it, as its child commands cannot ask."""
     import os
@@ -107,6 +121,8 @@ def resolve_secrets(loaded: LoadedRecipe, exempt: set[str], prompt: Any, *, prom
 
     problems = []
     for path, ref in iter_secret_refs(loaded.recipe):
+        if fields is not None and path not in fields:
+            continue
         if path in exempt and ref.scheme == "file" and not os.path.exists(os.path.expanduser(ref.target)):
             continue
         if ref.scheme == "prompt" and not prompt_ok:
@@ -221,4 +237,5 @@ __all__ = [
     "resolve_secrets",
     "run_plans",
     "run_stage",
+    "stage_secret_fields",
 ]

@@ -15,6 +15,7 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,11 +114,15 @@ def prompted_secrets(state: WizardState) -> PromptedSecrets:
     return _PROMPTED[key]
 
 
-def prompt_fields(loaded: LoadedRecipe) -> list[str]:
-    """The recipe's fields whose secret is a ``prompt`` reference."""
+def prompt_fields(loaded: LoadedRecipe, fields: set[str] | None = None) -> list[str]:
+    """The recipe's fields whose secret is a ``prompt`` reference (among ``fields`` when given)."""
     from ..recipe.checks_here import iter_secret_refs
 
-    return [path for path, ref in iter_secret_refs(loaded.recipe) if ref.scheme == "prompt"]
+    return [
+        path
+        for path, ref in iter_secret_refs(loaded.recipe)
+        if ref.scheme == "prompt" and (fields is None or path in fields)
+    ]
 
 
 # --- one stage through the engine -------------------------------------------------------------------------------------
@@ -157,13 +162,15 @@ async def apply_stage(
 ) -> ReplayReport:
     """``cai-tui replay RECIPE --only STAGE`` in the wizard. ``ask(field)`` asks a ``prompt`` secret (None: the user
     declined, which is an input problem). Raises :class:`InputProblems` before anything changes."""
-    from ..engine.replay import StagePlan, created_key_files, resolve_secrets, run_plans
+    from ..engine.replay import StagePlan, created_key_files, resolve_secrets, run_plans, stage_secret_fields
     from ..engine.runner import Runner
 
     loaded = state.loaded
     assert loaded is not None
+    plans = [StagePlan(stage, items)]
+    fields = stage_secret_fields(plans)  # as `replay --only STAGE`: the secrets this stage takes
     prompted = prompted_secrets(state)
-    for path in prompt_fields(loaded):
+    for path in prompt_fields(loaded, fields):
         if path in prompted.values:
             continue
         value = await ask(path) if ask is not None else None
@@ -172,9 +179,11 @@ async def apply_stage(
         prompted.put(path, value)
     session = state.session()
     session.prompt = prompted.prompter  # the in-process work (checks, the instance's files) reads prompted values
-    plans = [StagePlan(stage, items)]
     problems = await asyncio.to_thread(
-        resolve_secrets, loaded, created_key_files(plans, loaded), prompted.prompter, prompt_ok=True
+        partial(resolve_secrets, fields=fields, prompt_ok=True),
+        loaded,
+        created_key_files(plans, loaded),
+        prompted.prompter,
     )
     if problems:
         raise InputProblems(problems)

@@ -99,8 +99,7 @@ async def test_plan_then_apply_encrypts_the_model_with_its_log_and_progress(bare
             "no fix asked for a step that does not apply"
         )
         assert "proved by: model.key_file" in plan_text
-        assert app.state.stage_status("model-encrypt") == st.NOT_STARTED
-        assert not (lab.state_dir / "model-password").exists(), "planning changes nothing"
+        assert app.state.stage_status("model-key") == st.NOT_STARTED, "planning changes nothing"
 
         # n at the confirmation changes nothing
         await pilot.press("a")
@@ -268,8 +267,18 @@ async def test_a_prompt_secret_is_asked_hidden_and_never_logged(bare: Lab, tmp_p
     recipe.write_text(text)
     app = make_app(recipe_path=recipe, lab=lab)
     async with app.run_test(size=SMALL) as pilot:
-        screen = await open_stage(app, pilot, "model-encrypt")
-        # declined: nothing runs, the field is named
+        # a stage that does not take the KMS secret runs without asking it
+        screen = await open_stage(app, pilot, "model-source")
+        await apply(pilot, screen)
+        assert not isinstance(app.screen, SecretPromptScreen)
+        await finish(pilot, screen)
+        assert screen.report is not None and screen.report.status == "ok", screen.report.message
+        await pilot.press("escape")
+        await pilot.pause()
+        # the stage that takes it (model-key: the key into KMS; done headlessly with the file reference first, so its
+        # guard — a check run in this process with the prompted value — proves it) asks first; declined: nothing runs
+        replay_headless(lab.recipe_path, "--only", "model-encrypt,model-upload,model-key")
+        screen = await open_stage(app, pilot, "model-key")
         await apply(pilot, screen)
         assert isinstance(app.screen, SecretPromptScreen)
         assert app.screen.query_one("#secret-value", Input).password
@@ -277,8 +286,7 @@ async def test_a_prompt_secret_is_asked_hidden_and_never_logged(bare: Lab, tmp_p
         await finish(pilot, screen)
         assert screen.report is None and "answers.kms.access_key_secret" in result_text(screen)
         assert "Nothing was changed" in result_text(screen)
-        assert app.state.stage_status("model-encrypt") == st.NOT_STARTED
-        assert not (lab.state_dir / "model-password").exists()
+        assert app.state.stage_status("model-key") == st.NOT_STARTED
         # given: the stage runs; the value is in no log line
         await apply(pilot, screen)
         assert isinstance(app.screen, SecretPromptScreen)
