@@ -262,3 +262,19 @@ class LabClients:
 def lab_clients() -> type[LabClients]:
     """``lab_clients(credentials_path)`` → :class:`LabClients`."""
     return LabClients
+
+
+@pytest.fixture
+def bare_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A bare lab (plaintext model only) with its Docker instance: every stage of the CAI flow has work to do."""
+    from cai_tui.lab.orchestrator import Lab
+    from tests.targets.docker_lab import ensure_engine
+
+    if os.geteuid() != 0:
+        pytest.fail("the lab instance bind-mounts MODEL_MOUNT_POINT and runs FUSE in containers: run as root")
+    ensure_engine()
+    for var in PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    with Lab(state_dir=tmp_path / "lab-state", seed="bare", instance=True) as lab:
+        assert lab.ready_info()["instance"]["state"] == "ready", lab.ready_info()["instance"]
+        yield lab

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ import pytest
 
 from cai_tui.lab.orchestrator import Lab
 from tests.conftest import PROXY_VARS, LabClients, loopback_env
-from tests.targets.docker_lab import ensure_engine
 
 CLI = Path(sys.executable).parent / "cai-tui"
 REPLAY_TIMEOUT_S = 420
@@ -85,18 +83,6 @@ def _snapshot(lab: Lab) -> dict[str, Any]:
         c.name for c in docker_client().containers.list(all=True, filters=project_filter(lab.instance.project))
     )
     return {"files": files, "objects": objects, "secrets": secrets, "containers": containers}
-
-
-@pytest.fixture
-def bare_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.fail("the lab instance bind-mounts MODEL_MOUNT_POINT and runs FUSE in containers: run as root")
-    ensure_engine()
-    for var in PROXY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    with Lab(state_dir=tmp_path / "lab-state", seed="bare", instance=True) as lab:
-        assert lab.ready_info()["instance"]["state"] == "ready", lab.ready_info()["instance"]
-        yield lab
 
 
 @pytest.mark.slow

@@ -11,10 +11,8 @@ real gocryptfs, the child ``cai-tui`` commands the engine runs.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,24 +28,11 @@ from cai_tui.tui.screens.lab_faults import LabFaultsScreen
 from cai_tui.tui.screens.run_dialogs import ConfirmScreen
 from cai_tui.tui.screens.run_stage import RunStageScreen
 from cai_tui.tui.screens.troubleshoot import TroubleshootScreen
-from tests.conftest import PROXY_VARS, loopback_env
-from tests.targets.docker_lab import ensure_engine
+from tests.conftest import loopback_env
 
 SIZE = (120, 40)
 CLI = Path(sys.executable).parent / "cai-tui"
 FAULT = "kbs-policy-deny"
-
-
-@pytest.fixture
-def bare_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.fail("the lab instance bind-mounts MODEL_MOUNT_POINT and runs FUSE in containers: run as root")
-    ensure_engine()
-    for var in PROXY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    with Lab(state_dir=tmp_path / "lab-state", seed="bare", instance=True) as lab:
-        assert lab.ready_info()["instance"]["state"] == "ready", lab.ready_info()["instance"]
-        yield lab
 
 
 async def run_stage(app: CaiTuiApp, pilot: Any, flow: FlowScreen, stage_id: str) -> RunStageScreen:
@@ -78,6 +63,21 @@ async def back_to(app: CaiTuiApp, pilot: Any, flow: FlowScreen) -> None:
     while app.screen is not flow:
         await pilot.press("escape")
         await pilot.pause()
+
+
+async def flip_fault(app: CaiTuiApp, pilot: Any, flow: FlowScreen) -> None:
+    """l on the stage screen, the fault's row, Enter (the switch flips on the running lab), back."""
+    flow.stage_list.focus()
+    await pilot.press("l")
+    await pilot.pause()
+    faults = app.screen
+    assert isinstance(faults, LabFaultsScreen)
+    faults.query_one(DataTable).move_cursor(row=faults.names.index(FAULT))
+    await pilot.pause()
+    await pilot.press("enter")
+    await faults.workers.wait_for_complete()
+    await pilot.pause()
+    await back_to(app, pilot, flow)
 
 
 @pytest.mark.slow
@@ -117,18 +117,8 @@ async def test_a_newcomer_completes_the_cai_flow_from_the_screens_alone(bare_lab
             await back_to(app, pilot, flow)
 
         # a fault switched on from the UI: the stack fails, the troubleshooting screen names the fix
-        flow.stage_list.focus()
-        await pilot.press("l")
-        await pilot.pause()
-        faults = app.screen
-        assert isinstance(faults, LabFaultsScreen)
-        faults.query_one(DataTable).move_cursor(row=faults.names.index(FAULT))
-        await pilot.pause()
-        await pilot.press("enter")
-        await faults.workers.wait_for_complete()
-        await pilot.pause()
+        await flip_fault(app, pilot, flow)
         assert lab.faults.is_on(FAULT)
-        await back_to(app, pilot, flow)
 
         screen = await run_stage(app, pilot, flow, "cai-stack")
         report = screen.report
@@ -151,18 +141,8 @@ async def test_a_newcomer_completes_the_cai_flow_from_the_screens_alone(bare_lab
         await back_to(app, pilot, flow)
 
         # the fix: the fault cleared from the UI, the stage run again, then the rest of the flow
-        flow.stage_list.focus()
-        await pilot.press("l")
-        await pilot.pause()
-        faults = app.screen
-        assert isinstance(faults, LabFaultsScreen)
-        faults.query_one(DataTable).move_cursor(row=faults.names.index(FAULT))
-        await pilot.pause()
-        await pilot.press("enter")
-        await faults.workers.wait_for_complete()
-        await pilot.pause()
+        await flip_fault(app, pilot, flow)
         assert not lab.faults.is_on(FAULT)
-        await back_to(app, pilot, flow)
         for stage_id in stages[stages.index("cai-stack") :]:
             screen = await run_stage(app, pilot, flow, stage_id)
             report = screen.report
