@@ -184,7 +184,27 @@ def _make_server(command: str, host: str, port: int) -> Any:
             for task in list(self.tabs):
                 task.cancel()
 
-    return QuietServer(command, host=host, port=port, title="cai-tui")
+    return QuietServer(command, host=host, port=port, title="cai-tui", templates_path=str(offline_templates()))
+
+
+def offline_templates() -> Path:
+    """textual-serve's page template without its web-font link (fonts.googleapis.com): the page then asks nothing of
+    any host but this server, and the terminal falls back to the browser's monospace font. Derived from the
+    installed textual-serve at each start (written to the cache folder), so it follows that package's version."""
+    import re
+
+    import textual_serve
+
+    from ..paths import cache_dir
+    from ..recipe.yaml_io import atomic_write
+
+    source = Path(textual_serve.__file__).parent / "templates" / "app_index.html"
+    page = re.sub(r"<link[^>]*https?://[^>]*>\s*", "", source.read_text(encoding="utf-8"))
+    folder = cache_dir() / "serve-templates"
+    target = folder / "app_index.html"
+    if not target.is_file() or target.read_text(encoding="utf-8") != page:
+        atomic_write(target, page.encode("utf-8"), mode=0o644)
+    return folder
 
 
 async def _serve(command: str, *, host: str, port: int, public_url: str | None) -> int:

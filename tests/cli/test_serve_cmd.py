@@ -128,6 +128,7 @@ def test_serves_the_wizard_and_ctrl_c_stops_it_and_its_wizards(tmp_path: Path) -
         with opener.open(served.url + "/", timeout=10) as page:
             html = page.read().decode("utf-8")
         assert served.url.replace("http://", "ws://") + "/ws" in html  # the page talks back to this very server
+        assert "googleapis" not in html and "https://" not in html  # no other host (textual-serve links web fonts)
 
         t_sent = [0.0]
 
