@@ -7,7 +7,6 @@ argument; 130 Ctrl-C / Ctrl-D (nothing written).
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,22 +22,22 @@ def default_output(flow: str) -> Path:
 
 
 def run_plain(*, flow: str, output: Path | None, lang: str) -> int:
-    for what, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)):
-        if not stream.isatty():
-            sys.stderr.write(say("no_terminal", lang, what=what, flow=flow) + "\n")
-            return 2
     from ..recipe.draft import Draft
     from ..recipe.examples import example_path
     from ..recipe.yaml_io import loads_recipe
     from ..stages import load_all
     from .ask import Aborted, Asker
     from .interview import Interview, out
+    from .lines import LineAsker, has_terminal
 
     target = output if output is not None else default_output(flow)
     draft = Draft(loads_recipe(example_path(flow).read_text(encoding="utf-8"), name=f"<new {flow} recipe>"))
     stages = load_all()[flow]
-    asker = Asker(lang)
+    terminal = has_terminal()
+    asker = Asker(lang) if terminal else LineAsker(lang)
     try:
+        if not terminal:
+            out(say("line_mode", lang))
         for line in say("intro", lang, flow=flow, n=len(stages.stages)).splitlines():
             out(wrap(line))
         if target.exists():

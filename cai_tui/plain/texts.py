@@ -13,14 +13,6 @@ import unicodedata
 LANGS = ("en", "zh")
 
 STRINGS: dict[str, dict[str, str]] = {
-    "no_terminal": {
-        "en": "cai-tui init --plain asks its questions on a terminal, and {what} is not one.\n"
-        "Run it in a terminal (over SSH use ssh -t, which gives the session one), or write the example\n"
-        "recipe to a file and edit it: cai-tui recipe new FILE --flow {flow}",
-        "zh": "cai-tui init --plain 需要在终端中提问，而 {what} 不是终端。\n"
-        "请在终端中运行（通过 SSH 时使用 ssh -t 分配终端），或者把示例配方写入文件后手工编辑：\n"
-        "cai-tui recipe new FILE --flow {flow}",
-    },
     "intro": {
         "en": "cai-tui init: the {flow} flow in {n} stages, asked as plain prompts.\n"
         "Starting from the documented example recipe. Enter keeps the value shown in [brackets];\n"
@@ -54,6 +46,16 @@ STRINGS: dict[str, dict[str, str]] = {
     "example": {"en": "e.g. {example}", "zh": "例如 {example}"},
     "list_hint": {"en": "a, b, c; [] for none", "zh": "a, b, c；[] 表示无"},
     "select_hint": {"en": "(arrow keys, then Enter)", "zh": "（方向键选择，回车确认）"},
+    "line_select_hint": {"en": "number 1-{n}, Enter for *:", "zh": "输入序号 1-{n}，回车选 *："},
+    "line_select_again": {
+        "en": "give a number from 1 to {n}, or Enter for *",
+        "zh": "请输入 1 到 {n} 的序号，或回车选 *",
+    },
+    "line_confirm_again": {"en": "answer y or n", "zh": "请回答 y 或 n"},
+    "line_mode": {
+        "en": "(no terminal: one question per line; Enter keeps the value shown, end of input aborts)",
+        "zh": "（无终端：逐行提问；回车保留所示的值，输入结束则中止）",
+    },
     "secret_keep": {"en": "keep {ref}", "zh": "保留 {ref}"},
     "secret_unset": {"en": "leave it unset", "zh": "不设置"},
     "secret_env": {"en": "env:NAME (an environment variable)", "zh": "env:NAME（环境变量）"},

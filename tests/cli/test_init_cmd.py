@@ -190,14 +190,41 @@ def test_ctrl_c_or_ctrl_d_aborts_and_writes_nothing(tmp_path: Path, rules: list[
     assert list(tmp_path.iterdir()) == []
 
 
-def test_without_a_terminal_it_says_what_to_do_instead(tmp_path: Path) -> None:
+def test_without_a_terminal_it_asks_line_by_line(tmp_path: Path) -> None:
+    """`ssh -T`, a pipe: numbered choices, one answer per line; Enter everywhere gives the example's valid recipe;
+    a choice by number is taken; the end of input aborts with nothing written."""
     r = subprocess.run(
-        [*cai_tui(), "init", "--plain"], input="\n", capture_output=True, text=True, cwd=tmp_path, timeout=60
+        [*cai_tui(), "init", "--plain"], input="\n" * 400, capture_output=True, text=True, cwd=tmp_path, timeout=120
     )
-    assert r.returncode == 2
-    assert "stdin is not one" in r.stderr
-    assert "ssh -t" in r.stderr and "cai-tui recipe new FILE --flow cai" in r.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "no terminal: one question per line" in r.stdout and "\x1b[" not in r.stdout  # no cursor control
+    assert "  *1) " in r.stdout or "  *2) " in r.stdout  # numbered choices, the default marked
+    written = tmp_path / "cai-recipe.yaml"
+    v = subprocess.run([*cai_tui(), "recipe", "validate", str(written)], capture_output=True, text=True, timeout=60)
+    assert v.returncode == 0, v.stdout + v.stderr
+
+    # the first stage's menu answered by number: 2 = skip the stage, then Enter for the rest; an invalid number again
+    r = subprocess.run(
+        [*cai_tui(), "init", "--plain", "-o", "two.yaml"],
+        input="9\n2\n" + "\n" * 400,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert "give a number from 1 to" in r.stdout and (tmp_path / "two.yaml").is_file()
+
+    # input ends before the questions do: aborted, nothing written
+    r = subprocess.run(
+        [*cai_tui(), "init", "--plain", "-o", "short.yaml"],
+        input="\n\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert r.returncode == 130 and "nothing was written" in r.stdout and not (tmp_path / "short.yaml").exists()
 
 
 def test_bad_flow_and_language_are_refused_with_the_choices(tmp_path: Path) -> None:
