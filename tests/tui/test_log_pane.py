@@ -18,6 +18,18 @@ from cai_tui.tui.widgets.log_pane import LogPane, LogPanel
 from cai_tui.tui.widgets.transfer_bar import RateMeter, clock, human
 
 
+async def painted(pilot) -> None:  # type: ignore[no-untyped-def]
+    """Until the pane's batched repaint has run (its timer fires within a frame; a loaded machine may take longer)."""
+    import time
+
+    pane = pilot.app.pane
+    deadline = time.monotonic() + 10
+    await pilot.pause(0.05)
+    while pane._repaint is not None and time.monotonic() < deadline:
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
 class PaneApp(App[None]):
     def __init__(self, max_lines: int = 100, save_dir: Path | None = None) -> None:
         super().__init__()
@@ -38,7 +50,7 @@ async def test_the_ring_buffer_keeps_the_last_lines_and_counts_the_dropped() -> 
         for i in range(1000):
             pane.write_line(f"line {i}")
         pane.write_lines(f"batch {i}" for i in range(50))  # any iterable
-        await pilot.pause(0.1)
+        await painted(pilot)
         assert pane.written == 1050 and pane.line_count == 100 and pane.dropped == 950
         assert pane.lines[0] == "line 950" and pane.lines[-1] == "batch 49"
         assert pane.virtual_size.height == 100
@@ -51,16 +63,16 @@ async def test_it_follows_the_tail_unless_scrolled_up_and_keeps_the_view_when_li
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.pane
         pane.write_lines([f"a{i}" for i in range(150)])
-        await pilot.pause(0.1)
+        await painted(pilot)
         assert pane.following and pane.scroll_y == pane.max_scroll_y > 0
         pane.write_lines([f"b{i}" for i in range(10)])
-        await pilot.pause(0.1)
+        await painted(pilot)
         assert pane.following and pane.visible_lines()[-1] == "b9"
         await pilot.press("home")
         await pilot.pause()
         top = pane.visible_lines()[0]
         pane.write_lines([f"c{i}" for i in range(100)])  # 60 lines drop off the front
-        await pilot.pause(0.1)
+        await painted(pilot)
         assert not pane.following
         assert pane.dropped == 60
         assert pane.visible_lines()[0] == pane.lines[0] == "a60", "the top line left the buffer: the view starts there"
@@ -75,7 +87,7 @@ async def test_search_highlights_and_n_N_move_between_matches() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.pane
         pane.write_lines([("ERROR disk full" if i % 100 == 7 else f"ok {i}") for i in range(500)])
-        await pilot.pause(0.1)
+        await painted(pilot)
         await pilot.press("slash")
         await pilot.pause()
         search = app.query_one("#log-search", Input)
@@ -98,7 +110,7 @@ async def test_search_highlights_and_n_N_move_between_matches() -> None:
         assert pane.match_index == (first - 1) % 5
         # lines written after the search are searched by the next n
         pane.write_lines(["another error"])
-        await pilot.pause(0.1)
+        await painted(pilot)
         for _ in range(6):
             await pilot.press("n")
         assert 500 in pane.matches
@@ -114,7 +126,7 @@ async def test_copy_takes_the_match_or_the_visible_lines() -> None:
     async with app.run_test(size=(80, 24), message_hook=lambda m: app.messages.append(m)) as pilot:
         pane = app.pane
         pane.write_lines([f"line {i}" for i in range(300)])
-        await pilot.pause(0.1)
+        await painted(pilot)
         await pilot.press("y")
         await pilot.pause()
         visible = pane.visible_lines()
@@ -140,7 +152,7 @@ async def test_save_is_atomic_private_and_redacted(tmp_path: Path) -> None:
         assert lines == ["[local] token=***", "» using ***"], "the bridge redacts every engine event"
         # a line that somehow holds a secret is still redacted on its way to disk
         pane.write_lines([*[f"x{i}" for i in range(20)], f"raw {secret}"])
-        await pilot.pause(0.1)
+        await painted(pilot)
         await pilot.press("s")
         await pilot.pause()
         saved = [m for m in app.messages if isinstance(m, LogPane.Saved)]
