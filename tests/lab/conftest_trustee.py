@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,15 +57,6 @@ def trustee(make_trustee: Callable[..., TrusteeLab]) -> TrusteeLab:
     lab = make_trustee()
     lab.set_resource("default", "test", "model_key", b"seed-model-key-material")
     return lab
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 3.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def handler_threads(lab: TrusteeLab) -> int:

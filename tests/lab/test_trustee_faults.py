@@ -13,11 +13,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest_trustee import *  # noqa: F403
-from conftest_trustee import handler_threads, log_has, wait_until
+from conftest_trustee import handler_threads, log_has
 
 from cai_tui.clients.kbs import KbsClient, KbsError, KbsProtocolMismatch, KbsUnreachable
 from cai_tui.lab.faults import FaultSwitches
 from cai_tui.lab.trustee import TrusteeLab
+from tests.helpers import wait_until
 
 URI = "kbs:///default/test/model_key"
 AUTH = {"version": "0.1.0", "tee": "tdx", "extra-params": "foo"}

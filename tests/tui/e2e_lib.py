@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import helpers
 from tests.conftest import REPO_ROOT, loopback_env
 
 CHROMIUM = "/usr/bin/chromium"
@@ -57,12 +58,8 @@ def describe(pids: list[int]) -> str:
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+    """tests.helpers.wait_until, polling less often (the end-to-end tests watch whole processes)."""
+    return helpers.wait_until(predicate, timeout, interval)
 
 
 def require_tool(path_or_name: str, install: str) -> str:
