@@ -264,6 +264,19 @@ def lab_clients() -> type[LabClients]:
     return LabClients
 
 
+# what applying the CAI flow on a bare lab changes, (stage, item): the replay and the wizard's whole-flow tests both hold
+# their runs to it
+APPLIED_FROM_NOTHING = {
+    ("model-encrypt", "model.create_key_file"),
+    ("model-encrypt", "model.encrypt"),
+    ("model-upload", "model.upload"),
+    ("model-key", "kms.create_secret"),
+    ("access", "oss.apply_bucket_policy"),
+    ("cai-env", "cai-env"),
+    ("cai-stack", "cai.start_stack"),
+}
+
+
 @pytest.fixture
 def bare_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A bare lab (plaintext model only) with its Docker instance: every stage of the CAI flow has work to do."""

@@ -28,7 +28,7 @@ from cai_tui.tui.screens.lab_faults import LabFaultsScreen
 from cai_tui.tui.screens.run_dialogs import ConfirmScreen
 from cai_tui.tui.screens.run_stage import RunStageScreen
 from cai_tui.tui.screens.troubleshoot import TroubleshootScreen
-from tests.conftest import loopback_env
+from tests.conftest import APPLIED_FROM_NOTHING, loopback_env
 
 SIZE = (120, 40)
 CLI = Path(sys.executable).parent / "cai-tui"
@@ -161,15 +161,7 @@ async def test_a_newcomer_completes_the_cai_flow_from_the_screens_alone(bare_lab
         assert recipe.read_bytes() == original
 
     # the same work as replay: what the wizard applied is what a replay from nothing applies …
-    assert {
-        ("model-encrypt", "model.create_key_file"),
-        ("model-encrypt", "model.encrypt"),
-        ("model-upload", "model.upload"),
-        ("model-key", "kms.create_secret"),
-        ("access", "oss.apply_bucket_policy"),
-        ("cai-env", "cai-env"),
-        ("cai-stack", "cai.start_stack"),
-    } <= applied, applied
+    assert applied >= APPLIED_FROM_NOTHING, applied
     # … and a headless replay of the same recipe now has nothing left to do
     out = tmp_path / "after.json"
     r = subprocess.run(
