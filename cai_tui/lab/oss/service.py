@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import functools
 import hashlib
 import re
 import threading
@@ -150,9 +151,12 @@ class OssService:
             raise route.error
         self._authorize(h, req, route, principal)
         assert route.run is not None
+        h.on_success = functools.partial(self._count, route.name)
         route.run(h, req, principal)
+
+    def _count(self, name: str) -> None:
         with self._counts_lock:
-            self.op_counts[route.name] += 1
+            self.op_counts[name] += 1
 
     @staticmethod
     def _check_key(key: str) -> None:

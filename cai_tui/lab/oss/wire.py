@@ -13,7 +13,7 @@ import logging
 import secrets
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
@@ -243,6 +243,7 @@ class OssHandler(LabHandler):
     def _dispatch(self) -> None:
         self.request_id = new_request_id()
         self._sent_headers = False
+        self.on_success: Callable[[], None] | None = None
         self.body: Body | None = None
         self.wire: WireRequest | None = None
         lab = self.server.lab
@@ -313,6 +314,10 @@ class OssHandler(LabHandler):
         return f"{bucket}.{host}" if bucket else host
 
     def start_answer(self, status: int, headers: dict[str, str], length: int | None) -> None:
+        if status < 400 and self.on_success is not None:
+            # counted before the client can read the answer, so whoever holds a response sees its count
+            self.on_success()
+            self.on_success = None
         self.send_response(status)
         self.send_header("x-oss-request-id", self.request_id)
         for k, v in headers.items():
