@@ -1,8 +1,9 @@
 """KATA-1.6: the OCI prestart hook the guest rootfs needs, so that containers see the NVIDIA driver (nvidia-smi).
 
 The kata agent runs every executable file in ``<guest_hook_path>/prestart`` (KATA-1.8) with the stage name as its
-argument and the container state on stdin; kata's guest hooks need no JSON descriptor (``hooks.d/*.json`` is a
-podman/CRI-O convention). The script is the seed's, with ``"$@"`` quoted so the arguments pass through unchanged.
+argument and the container state on stdin — only when guest_hook_path is set and not empty (kata 3.24+ ship it as
+``""``, which disables hooks); kata's guest hooks need no JSON descriptor (``hooks.d/*.json`` is a podman/CRI-O
+convention). The script is the seed's, with ``"$@"`` quoted so the arguments pass through unchanged.
 """
 
 from __future__ import annotations

@@ -140,8 +140,10 @@ def test_hook_path_commented_out(tmp_path: Path) -> None:
     put(tmp_path, DEFAULT_CONF, kata_toml(COMMENTED))
     rec = recipe(kata={"config_path": DEFAULT_CONF})
     res = expect(run(tmp_path, "kata.config", rec), "kata.config", "fail", "kata-config-missing")
-    assert res.summary == f"guest_hook_path is not set in {DEFAULT_CONF}, the file kata loads (it is commented out)"
     line = kata_toml(COMMENTED).splitlines().index(COMMENTED) + 1
+    assert res.summary == (
+        f"guest_hook_path is not set in {DEFAULT_CONF}, the file kata loads (it is commented out, line {line})"
+    )
     assert f"{DEFAULT_CONF} | line {line}: {COMMENTED}" in observed(res)
     assert SET in res.fix.text
 
@@ -165,7 +167,7 @@ def test_other_hook_path_and_broken_or_missing_files(tmp_path: Path) -> None:
     assert 'sets guest_hook_path = "/usr/share/oci/hooks/prestart", but the hook lies under' in res.summary
     put(tmp_path, ETC_CONF, kata_toml(SET).replace("[runtime]", "[runtime"))
     res = expect(run(tmp_path, "kata.config"), "kata.config", "fail", "kata-config-missing")
-    assert "is not a valid kata configuration" in res.summary and "TOML" in res.summary
+    assert res.summary.startswith(f"the kata configuration in effect is not valid: {ETC_CONF} is not valid TOML:")
     (tmp_path / ETC_CONF.lstrip("/")).unlink()
     res = expect(run(tmp_path, "kata.config"), "kata.config", "fail", "kata-config-missing")
     assert res.summary.startswith("no kata configuration file in effect: none of /etc/kata-containers/")
@@ -183,6 +185,68 @@ def test_kata_conf_file_overrides_the_search_order(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("KATA_CONF_FILE", "/opt/custom/missing.toml")
     res = expect(run(host, "kata.config"), "kata.config", "fail", "kata-config-missing")
     assert "KATA_CONF_FILE=/opt/custom/missing.toml, which does not exist" in res.summary
+
+
+def test_hook_path_set_in_the_wrong_table(tmp_path: Path) -> None:
+    """Set, but under [runtime] (or above every header): kata ignores it there. Not "commented out"."""
+    text = kata_toml(COMMENTED).replace("[runtime]\n", f"[runtime]\n{SET}\n")
+    put(tmp_path, ETC_CONF, text)
+    res = expect(run(tmp_path, "kata.config"), "kata.config", "fail", "kata-config-missing")
+    line = text.splitlines().index(SET) + 1
+    shipped = text.splitlines().index(COMMENTED) + 1
+    assert res.summary == (
+        f"guest_hook_path is set in [runtime] (line {line}) of {ETC_CONF}, the file kata loads, but kata reads it "
+        f"only under [hypervisor.qemu], where it is commented out (line {shipped})"
+    )
+    assert "Move the line under [hypervisor.qemu]" in res.fix.text and f"delete it from line {line}" in res.fix.text
+    assert f"line {line}: {SET}  (in [runtime])" in observed(res) and res.data["set_in"] == ["runtime"]
+
+    top = f"{SET}\n" + kata_toml("")  # above every header: the top-level table
+    put(tmp_path, ETC_CONF, top)
+    res = expect(run(tmp_path, "kata.config"), "kata.config", "fail", "kata-config-missing")
+    assert res.summary.startswith(
+        "guest_hook_path is set in the top level (before any [table] header) (line 1) of "
+    ) and res.summary.endswith("only under [hypervisor.qemu], where it is not set")
+    assert "commented out" not in res.summary
+
+
+def test_empty_hook_path_disables_hooks(tmp_path: Path) -> None:
+    """``guest_hook_path = ""`` (kata 3.24+ ship it so) turns hooks off: no talk of the agent looking in /prestart."""
+    empty = 'guest_hook_path = ""'
+    text = kata_toml(empty)
+    put(tmp_path, ETC_CONF, text)
+    res = expect(run(tmp_path, "kata.config"), "kata.config", "fail", "kata-config-missing")
+    line = text.splitlines().index(empty) + 1
+    assert res.summary == (
+        f'{ETC_CONF} sets guest_hook_path = "" (line {line}): an empty value disables guest hooks — kata\'s agent '
+        "runs none, so the hook under /usr/share/oci/hooks/prestart never runs"
+    )
+    assert "/prestart inside the guest" not in res.fix.text and "looks for hooks in" not in res.fix.text
+    assert 'Replace the empty value: `guest_hook_path = "/usr/share/oci/hooks"` under [hypervisor.qemu]' in res.fix.text
+    assert 'Kata 3.24 and later ship `guest_hook_path = ""`' in res.fix.text
+    assert res.data["guest_hook_path"] == ""
+
+
+def test_kata_324_template_in_effect(tmp_path: Path) -> None:
+    """kata 3.24's own configuration-qemu.toml (rendered), as kata-deploy installs it: hooks off, said so."""
+    from tests.parsers._captures import fixture
+
+    conf = "/opt/kata/share/defaults/kata-containers/configuration-qemu-virtcca.toml"
+    put(tmp_path, conf, fixture("kata-configuration-qemu-3.24.toml").body)
+    res = expect(run(tmp_path, "kata.config", recipe(kata={"config_path": conf})), "kata.config", "fail")
+    assert res.summary.startswith(f'{conf} sets guest_hook_path = "" (line 413): an empty value disables guest hooks')
+
+
+def test_duplicated_key_named_at_both_lines(tmp_path: Path) -> None:
+    text = kata_toml(f'{SET}\n#guest_hook_path = "/usr/share/oci/hooks"\nguest_hook_path = "/opt/hooks"')
+    put(tmp_path, ETC_CONF, text)
+    res = expect(run(tmp_path, "kata.config"), "kata.config", "fail", "kata-config-missing")
+    first = text.splitlines().index(SET) + 1
+    assert res.summary == (
+        f"the kata configuration in effect is not valid: {ETC_CONF} is not valid TOML: guest_hook_path is set twice "
+        f"in [hypervisor.qemu]: {ETC_CONF}:{first} and {ETC_CONF}:{first + 2}. TOML allows a key once per table, "
+        "and kata refuses the file: keep the line you mean and delete the other"
+    )
 
 
 # --------------------------------------------------------------------------------------------- kata.hook

@@ -39,7 +39,14 @@ async def _kata_conf_env(ctx: CheckContext, t: Target) -> tuple[str | None, str]
     runs_on="host",
 )
 async def kata_config(ctx: CheckContext) -> Result:
-    from ...parsers.kata_toml import ENV_OVERRIDE, SEARCH_ORDER, effective_config_path, parse_kata_config
+    from ...parsers.kata_toml import (
+        ENV_OVERRIDE,
+        SEARCH_ORDER,
+        effective_config_path,
+        key_lines,
+        parse_kata_config,
+        table_label,
+    )
 
     t = _host(ctx)
     answers, origin = kata_answers(ctx)
@@ -64,7 +71,8 @@ async def kata_config(ctx: CheckContext) -> Result:
     ]
     fix_set = (
         f'Under the [hypervisor.qemu] table of the file in effect, set `guest_hook_path = "{want}"` (uncomment the '
-        "shipped line), so that kata's agent runs the hooks under <guest_hook_path>/prestart in the guest. "
+        "shipped line, or replace the empty value that kata 3.24 and later ship), so that kata's agent runs the "
+        "hooks under <guest_hook_path>/prestart in the guest. "
         "`kata-runtime --show-default-config-paths` lists the files it looks at, in order."
     )
     if path is None:
@@ -90,17 +98,22 @@ async def kata_config(ctx: CheckContext) -> Result:
     if text is None:
         return make(ctx, "unknown", f"kata loads {path}, but it cannot be read here: {why}", evidence, file=path)
     try:
-        cfg = parse_kata_config(text)
+        cfg = parse_kata_config(text, source=path)
     except ParseError as e:
         return make(
             ctx,
             "fail",
-            f"{path} (in effect) is not a valid kata configuration: {e}",
+            f"the kata configuration in effect is not valid: {e}",
             [*evidence, ev(ctx, str(e), path, t.name)],
             ("kata-config-missing", f"Repair {path} (the runtime refuses to start with it). " + fix_set),
             file=path,
         )
-    quoted = _lines_with(text, "guest_hook_path")
+    right = f"[hypervisor.{cfg.hypervisor_name or 'qemu'}]"
+    hv_table = f"hypervisor.{cfg.hypervisor_name}" if cfg.hypervisor_name else None
+    written = key_lines(text, "guest_hook_path")
+    quoted = [
+        f"line {k.line}: {k.text}" + ("" if k.table == hv_table else f"  (in {table_label(k.table)})") for k in written
+    ]
     evidence.append(ev(ctx, "\n".join(quoted) or "(no guest_hook_path line)", path, t.name))
     others = [p for p in existing if p != path]
     note_others = ""
@@ -118,14 +131,50 @@ async def kata_config(ctx: CheckContext) -> Result:
     }
     got = cfg.guest_hook_path
     if got is None:
+        elsewhere = [k for k in written if not k.commented and k.table != hv_table]
+        commented = [k for k in written if k.commented and k.table == hv_table]
+        there = f"commented out (line {commented[0].line})" if commented else "not set"
+        if elsewhere:
+            places = ", ".join(f"{table_label(k.table)} (line {k.line})" for k in elsewhere)
+            return make(
+                ctx,
+                "fail",
+                f"guest_hook_path is set in {places} of {path}, the file kata loads, but kata reads it only under "
+                f"{right}, where it is {there}" + note_others,
+                evidence,
+                (
+                    "kata-config-missing",
+                    f'Move the line under {right} of {path}: `guest_hook_path = "{want}"` in that table (in place '
+                    f"of the shipped line, or right under the header), and delete it from "
+                    f"{', '.join(f'line {k.line}' for k in elsewhere)}, where kata ignores it.",
+                ),
+                set_in=[k.table for k in elsewhere],
+                **data,
+            )
+        why = f" (it is commented out, line {commented[0].line})" if commented else ""
+        if cfg.hypervisor_name is None:
+            why = " (it has no [hypervisor.<name>] table)"
         return make(
             ctx,
             "fail",
-            f"guest_hook_path is not set in {path}, the file kata loads"
-            + (" (it is commented out)" if quoted else "")
-            + note_others,
+            f"guest_hook_path is not set in {path}, the file kata loads{why}" + note_others,
             evidence,
             ("kata-config-missing", fix_set),
+            **data,
+        )
+    if got == "":
+        line = next((k.line for k in written if not k.commented and k.table == hv_table), None)
+        return make(
+            ctx,
+            "fail",
+            f'{path} sets guest_hook_path = ""{f" (line {line})" if line else ""}: an empty value disables guest '
+            f"hooks — kata's agent runs none, so the hook under {want}/prestart never runs" + note_others,
+            evidence,
+            (
+                "kata-config-missing",
+                f'Replace the empty value: `guest_hook_path = "{want}"` under {right} of {path}. Kata 3.24 and '
+                'later ship `guest_hook_path = ""` (hooks off) where older releases had the line commented out.',
+            ),
             **data,
         )
     if got.rstrip("/") != want.rstrip("/"):
@@ -136,7 +185,8 @@ async def kata_config(ctx: CheckContext) -> Result:
             [*evidence, ev(ctx, want, "answers.kata.guest_hook_path")],
             (
                 "kata-config-missing",
-                f"Make them agree: kata's agent looks for hooks in {got}/prestart inside the guest. Either set "
+                f"Make them agree: kata's agent looks for hooks in {got.rstrip('/')}/prestart inside the guest. "
+                "Either set "
                 f'`guest_hook_path = "{want}"` in {path}, or move the hook and change kata.guest_hook_path.',
             ),
             **data,
