@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import time
 
@@ -17,11 +19,15 @@ from cai_tui.clients.kbs import (
     KbsError,
     KbsUnreachable,
     ResourceUri,
+    attest_body,
+    body_generation,
+    bound_runtime_data,
     error_from_response,
     guess_flavour,
     make_admin_token,
     parse_kbs_uri,
     parse_version_mismatch,
+    runtime_data_digest,
     sample_evidence,
 )
 from cai_tui.crypto.jose import jwt_decode
@@ -129,12 +135,17 @@ def test_error_from_response_gateway_and_text_shapes() -> None:
     assert err.status == 502 and err.type_variant is None
 
 
-def test_admin_token_is_eddsa_with_iat_and_exp() -> None:
+def test_admin_token_is_eddsa_with_iat_exp_and_role() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     token = make_admin_token(pem, now=1_000_000)
     claims = jwt_decode(token, key.public_key(), algorithms=["EdDSA"], now=1_000_100)
-    assert claims == {"iat": 1_000_000, "exp": 1_000_000 + 7200}
+    # role "admin": upstream HEAD's bearer-JWT providers require a role; its shipped ACL names "admin".
+    assert claims == {"iat": 1_000_000, "exp": 1_000_000 + 7200, "role": "admin"}
+    bare = jwt_decode(
+        make_admin_token(pem, now=1_000_000, role=None), key.public_key(), algorithms=["EdDSA"], now=1_000_100
+    )
+    assert bare == {"iat": 1_000_000, "exp": 1_000_000 + 7200}
     with pytest.raises(ValueError, match="Ed25519"):
         ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -148,6 +159,45 @@ def test_sample_evidence_binds_runtime_data() -> None:
     a = sample_evidence({"nonce": "n1", "tee-pubkey": {"kty": "EC"}})
     b = sample_evidence({"nonce": "n2", "tee-pubkey": {"kty": "EC"}})
     assert a["svn"] == "1" and a["report_data"] != b["report_data"]
+
+
+def test_sample_evidence_is_standard_base64_of_the_canonical_sha384() -> None:
+    # Upstream's own vector (attestation-service lib.rs test): {"b":1,"a":"test","c":{"d":"e"}} → this SHA-384.
+    want = bytes.fromhex(
+        "e71ce8e70d814ba6639c3612ebee0ff1f76f650f8dbb5e47157e0f3f525cd22c4597480a186427c813ca941da78870c3"
+    )
+    ev = sample_evidence({"b": 1, "a": "test", "c": {"d": "e"}})
+    assert ev["report_data"] == base64.b64encode(want).decode()  # standard alphabet, padded
+    assert runtime_data_digest({"c": {"d": "e"}, "a": "test", "b": 1}) == want  # insertion order is irrelevant
+    assert len(runtime_data_digest({"a": 1}, "sha512")) == 64 and len(runtime_data_digest({"a": 1}, "sha256")) == 32
+    with pytest.raises(ValueError, match="sha384"):
+        runtime_data_digest({"a": 1}, "md5")
+
+
+def test_bound_runtime_data_and_attest_body_per_protocol_version() -> None:
+    jwk = {"kty": "EC", "crv": "P-256", "alg": "ECDH-ES+A256KW", "x": "X", "y": "Y"}
+    # From 0.4.0 the KBS binds additional-evidence too (kbs/src/attestation/backend.rs), "" when none.
+    assert bound_runtime_data("0.4.0", "N", jwk) == {"tee-pubkey": jwk, "nonce": "N", "additional-evidence": ""}
+    assert bound_runtime_data("0.2.0", "N", jwk) == {"tee-pubkey": jwk, "nonce": "N"}
+    ev = {"svn": "1", "report_data": "AA=="}
+    assert attest_body("0.4.0", nonce="N", tee_pubkey=jwk, evidence=ev) == {
+        "runtime-data": {"nonce": "N", "tee-pubkey": jwk},
+        "tee-evidence": {"primary_evidence": ev, "additional_evidence": ""},
+    }
+    assert attest_body("0.2.0", nonce="N", tee_pubkey=jwk, evidence=ev) == {"tee-pubkey": jwk, "tee-evidence": ev}
+    assert attest_body("0.1.1", nonce="N", tee_pubkey=jwk, evidence=ev) == {"tee-pubkey": jwk, "tee-evidence": ev}
+    old = attest_body("0.1.0", nonce="N", tee_pubkey=jwk, evidence=ev)
+    assert old["tee-pubkey"] == jwk and json.loads(old["tee-evidence"]) == ev  # a String in that kbs-types
+    with pytest.raises(ValueError, match=r"0\.4\.0"):
+        attest_body("0.2.0", nonce="N", tee_pubkey=jwk, evidence=ev, init_data={"format": "toml", "body": ""})
+    assert [body_generation(v) for v in ("0.1.0", "0.1.1", "0.2.0", "0.3.9", "0.4.0", "1.0.0")] == [
+        "0.1.0",
+        "0.1.1",
+        "0.1.1",
+        "0.1.1",
+        "0.4.0",
+        "0.4.0",
+    ]
 
 
 def test_connection_refused_is_kbs_unreachable() -> None:

@@ -5,18 +5,28 @@ It speaks what ``kbs-client`` and the guest-components ``kbs_protocol`` speak:
 - ``POST {base}/kbs/v0/auth`` → nonce + ``kbs-session-id`` cookie; a protocol-version mismatch is recognised from the
   server's detail ``KBS Client Protocol Version Mismatch: expect =X while the request is Y`` and reported as
   :class:`KbsProtocolMismatch` carrying the version the server wants;
-- ``POST {base}/kbs/v0/attest`` with *sample* evidence and an ephemeral TEE key (EC P-256 by default, RSA on request)
-  whose public JWK goes in ``runtime-data.tee-pubkey``; the client keeps the private half;
+- ``POST {base}/kbs/v0/attest`` with *sample* evidence and an ephemeral TEE key (EC P-256 by default, RSA on request);
+  the body has the shape of the protocol version in use (:func:`attest_body`): from 0.4.0 ``runtime-data`` +
+  ``tee-evidence {primary_evidence, additional_evidence}``, before it a top-level ``tee-pubkey`` (and, at 0.1.0, the
+  evidence as a JSON string). The evidence binds what the KBS hands its attestation service
+  (:func:`bound_runtime_data`): SHA-384 of its RFC 8785 canonical JSON, ``report_data`` in standard base64;
 - ``GET {base}/kbs/v0/resource/<repo>/<type>/<tag>`` → a JWE decrypted with that TEE key;
-- admin calls signed with an Ed25519 bearer JWT (``{"alg":"EdDSA","typ":"JWT"}``, ``iat``/``exp``), as the
-  generation of ``kbs-client`` that the Alibaba chart uses.
+- admin calls signed with an Ed25519 bearer JWT (``{"alg":"EdDSA","typ":"JWT"}``, ``iat``/``exp`` and
+  ``role: admin``): the Alibaba generation checks only the signature and times, upstream HEAD's bearer-JWT identity
+  providers also require the ``role`` claim (``admin`` is the role of upstream's shipped ACLs).
+
+Version negotiation lives here (:meth:`KbsClient.auth` with ``negotiate=True``): a mismatch answer names the
+version the server demands, the client retries once with it and records both (:attr:`KbsClient.version_used`,
+:attr:`KbsClient.negotiated_from`).
 
 ``base_url`` may carry a path prefix (``http://alb/<release>``, the seed's ``TRUSTEE_URL``).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 import ssl
 import time
@@ -29,12 +39,12 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from cai_tui.crypto.canonical_json import canonical_json
 from cai_tui.crypto.jose import (
     ALG_ECDH_ES_A256KW,
     ALG_RSA_OAEP_256,
     JoseError,
     b64url_encode,
-    compact_json,
     jwe_decrypt,
     jwt_encode,
     parse_json,
@@ -45,6 +55,9 @@ KBS_PREFIX = "/kbs/v0"
 SESSION_COOKIE = "kbs-session-id"
 ERROR_TYPE_PREFIX = "https://github.com/confidential-containers/kbs/errors/"
 ADMIN_TOKEN_TTL_S = 2 * 3600
+ADMIN_ROLE = "admin"  # the role of upstream's shipped admin ACLs (kbs/config/*/kbs-config.toml)
+# The runtime-data hash algorithms of kbs-types' HashAlgorithm; the KBS asks for SHA-512 for IBM SE, else SHA-384.
+HASH_ALGORITHMS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
 Flavour = Literal["upstream", "alibaba", "gateway", "unknown"]
 
@@ -233,8 +246,15 @@ class _TeeKey:
     jwk: dict[str, str] = field(default_factory=dict)
 
 
-def make_admin_token(admin_private_key_pem: bytes, *, ttl_s: int = ADMIN_TOKEN_TTL_S, now: float | None = None) -> str:
-    """The Ed25519-signed bearer JWT of the KBS admin API (``iat``/``exp`` claims, as kbs-client signs it)."""
+def make_admin_token(
+    admin_private_key_pem: bytes,
+    *,
+    ttl_s: int = ADMIN_TOKEN_TTL_S,
+    now: float | None = None,
+    role: str | None = ADMIN_ROLE,
+) -> str:
+    """The Ed25519-signed bearer JWT of the KBS admin API: ``iat``/``exp`` (what the Alibaba generation verifies)
+    and ``role`` (what upstream HEAD's bearer-JWT identity providers require; ``role=None`` leaves it out)."""
     try:
         key = serialization.load_pem_private_key(admin_private_key_pem, password=None)
     except (ValueError, TypeError) as exc:
@@ -242,13 +262,99 @@ def make_admin_token(admin_private_key_pem: bytes, *, ttl_s: int = ADMIN_TOKEN_T
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise ValueError("the KBS admin key must be an Ed25519 private key")
     t = int(time.time() if now is None else now)
-    return jwt_encode({"iat": t, "exp": t + ttl_s}, key, "EdDSA")
+    claims: dict[str, Any] = {"iat": t, "exp": t + ttl_s}
+    if role is not None:
+        claims["role"] = role
+    return jwt_encode(claims, key, "EdDSA")
 
 
-def sample_evidence(runtime_data: dict[str, Any]) -> dict[str, Any]:
-    """Evidence of the ``sample`` attester: its report_data binds the runtime data (SHA-384 of its JSON)."""
-    digest = hashlib.sha384(compact_json(runtime_data).encode("utf-8")).digest()
-    return {"svn": "1", "report_data": b64url_encode(digest)}
+# --------------------------------------------------------------------------------------------- protocol shapes
+
+
+def version_tuple(v: str) -> tuple[int, int, int]:
+    """``"0.4.0"`` → ``(0, 4, 0)`` (missing or non-numeric parts count as 0)."""
+    out = []
+    for part in [*v.split("."), "0", "0", "0"][:3]:
+        m = re.match(r"\d+", part)
+        out.append(int(m.group()) if m else 0)
+    return out[0], out[1], out[2]
+
+
+def body_generation(version: str) -> Literal["0.1.0", "0.1.1", "0.4.0"]:
+    """Which attest body a KBS of protocol ``version`` deserialises (kbs-types ``Attestation`` of its release):
+
+    - ``"0.1.0"`` (openanolis chart ≤ 1.5, Trustee v0.9): ``{"tee-pubkey", "tee-evidence": "<evidence JSON text>"}``;
+    - ``"0.1.1"`` (Trustee v0.10–v0.13: 0.1.1, 0.2.0): ``{"tee-pubkey", "tee-evidence": {…}}``;
+    - ``"0.4.0"`` (Trustee ≥ v0.14, openanolis ≥ 1.6): ``{"runtime-data": {"nonce", "tee-pubkey"},
+      "tee-evidence": {"primary_evidence", "additional_evidence": "<string>"}, "init-data"?}``.
+    """
+    t = version_tuple(version)
+    if t >= (0, 4, 0):
+        return "0.4.0"
+    if t >= (0, 1, 1):
+        return "0.1.1"
+    return "0.1.0"
+
+
+def runtime_data_hash_algorithm(tee: str) -> str:
+    """The hash the KBS asks its attestation service to bind runtime data with (SHA-512 for IBM SE, else SHA-384)."""
+    return "sha512" if tee == "se" else "sha384"
+
+
+def bound_runtime_data(
+    version: str, nonce: str, tee_pubkey: dict[str, Any], additional_evidence: str = ""
+) -> dict[str, Any]:
+    """The runtime data the KBS builds for the primary evidence (what its ``report_data`` must bind).
+
+    From 0.4.0: ``{"tee-pubkey", "nonce", "additional-evidence": <the string sent, "" when none>}``
+    (kbs/src/attestation/backend.rs); before: ``{"tee-pubkey", "nonce"}`` (kbs/src/attestation/coco/builtin.rs).
+    """
+    data: dict[str, Any] = {"tee-pubkey": tee_pubkey, "nonce": nonce}
+    if body_generation(version) == "0.4.0":
+        data["additional-evidence"] = additional_evidence
+    return data
+
+
+def runtime_data_digest(runtime_data: Any, algorithm: str = "sha384") -> bytes:
+    """The attestation service's expected report data: the hash of the RFC 8785 canonical JSON of the runtime data."""
+    try:
+        hasher = HASH_ALGORITHMS[algorithm]
+    except KeyError:
+        raise ValueError(f"unknown runtime-data hash algorithm {algorithm!r} (sha256, sha384 or sha512)") from None
+    return hasher(canonical_json(runtime_data)).digest()
+
+
+def sample_evidence(runtime_data: Any, algorithm: str = "sha384") -> dict[str, Any]:
+    """Evidence of the ``sample`` attester: ``report_data`` is the standard base64 of the runtime-data digest."""
+    digest = runtime_data_digest(runtime_data, algorithm)
+    return {"svn": "1", "report_data": base64.b64encode(digest).decode("ascii")}
+
+
+def attest_body(
+    version: str,
+    *,
+    nonce: str,
+    tee_pubkey: dict[str, Any],
+    evidence: Any,
+    additional_evidence: str = "",
+    init_data: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The ``POST /kbs/v0/attest`` body a KBS of protocol ``version`` accepts (see :func:`body_generation`)."""
+    generation = body_generation(version)
+    if generation == "0.4.0":
+        body: dict[str, Any] = {
+            "runtime-data": {"nonce": nonce, "tee-pubkey": tee_pubkey},
+            "tee-evidence": {"primary_evidence": evidence, "additional_evidence": additional_evidence},
+        }
+        if init_data is not None:
+            body["init-data"] = init_data
+        return body
+    if init_data is not None or additional_evidence:
+        raise ValueError(f"init-data and additional evidence need KBS protocol 0.4.0 or later (this KBS: {version})")
+    if generation == "0.1.1":
+        return {"tee-pubkey": tee_pubkey, "tee-evidence": evidence}
+    text = evidence if isinstance(evidence, str) else json.dumps(evidence, separators=(",", ":"))
+    return {"tee-pubkey": tee_pubkey, "tee-evidence": text}
 
 
 def _session_cookie(resp: httpx.Response) -> str | None:
@@ -257,14 +363,6 @@ def _session_cookie(resp: httpx.Response) -> str | None:
         if name.strip() == SESSION_COOKIE:
             return rest.split(";", 1)[0].strip() or None
     return None
-
-
-def _version_tuple(v: str) -> tuple[int, ...]:
-    out = []
-    for part in v.split(".")[:3]:
-        m = re.match(r"\d+", part)
-        out.append(int(m.group()) if m else 0)
-    return tuple(out)
 
 
 class KbsClient:
@@ -281,6 +379,8 @@ class KbsClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.protocol_version = protocol_version
+        # Set when a handshake switched to the version the server demanded (see auth(negotiate=True)).
+        self.negotiated_from: str | None = None
         self.timeout = timeout
         # The session cookie is handled explicitly (see _session_cookie): a jar would drop a cookie whose Expires
         # looks past because of clock skew, and would send stale ones.
@@ -336,6 +436,17 @@ class KbsClient:
 
     # -- RCAR -------------------------------------------------------------------------------------
 
+    @property
+    def version_used(self) -> str:
+        """The protocol version of the last handshake (the negotiated one after a mismatch)."""
+        return self.protocol_version
+
+    def version_note(self) -> str:
+        """``protocol 0.4.0`` or ``protocol 0.4.0 (negotiated: the recipe's 0.1.0 was refused)``, for messages."""
+        if self.negotiated_from and self.negotiated_from != self.protocol_version:
+            return f"protocol {self.protocol_version} (negotiated: the server refused {self.negotiated_from})"
+        return f"protocol {self.protocol_version}"
+
     def auth(
         self,
         tee: str = "tdx",
@@ -389,6 +500,7 @@ class KbsClient:
         if negotiate and expected != self.protocol_version:
             old = self.protocol_version
             self.protocol_version = expected
+            self.negotiated_from = self.negotiated_from or old
             retried = self.auth(tee, extra_params, raise_on_mismatch=raise_on_mismatch, negotiate=False)
             retried.retried_from = old
             return retried
@@ -425,25 +537,30 @@ class KbsClient:
         return dict(self._tee_key.jwk) if self._tee_key else None
 
     def attest_sample(
-        self, *, tee: str = "sample", key_type: Literal["EC", "RSA"] = "EC", init_data: dict[str, str] | None = None
+        self,
+        *,
+        tee: str = "sample",
+        key_type: Literal["EC", "RSA"] = "EC",
+        init_data: dict[str, str] | None = None,
+        negotiate: bool = True,
     ) -> str:
         """Attest with sample evidence and return the attestation token; the ephemeral TEE key stays on the client
         for :meth:`get_resource`. Uses the session of the last :meth:`auth` (whatever its tee) when it is not attested
         yet, else authenticates afresh as ``tee`` (an attested session would only hand back its old token, bound to
-        the old key)."""
+        the old key), negotiating the protocol version unless ``negotiate`` is false."""
         if self.nonce is None or self.token is not None:
-            self.auth(tee=tee, extra_params="")
+            self.auth(tee=tee, extra_params="", negotiate=negotiate)
         assert self.nonce is not None
         jwk = self.new_tee_key(key_type)
-        runtime_data = {"nonce": self.nonce, "tee-pubkey": jwk}
-        evidence = sample_evidence(runtime_data)
-        if _version_tuple(self.protocol_version) >= (0, 4, 0):
-            tee_evidence: Any = {"primary_evidence": evidence, "additional_evidence": ""}
-        else:
-            tee_evidence = evidence
-        body: dict[str, Any] = {"runtime-data": runtime_data, "tee-evidence": tee_evidence}
-        if init_data is not None:
-            body["init-data"] = init_data
+        runtime = bound_runtime_data(self.protocol_version, self.nonce, jwk)
+        evidence = sample_evidence(runtime, runtime_data_hash_algorithm(self.tee or tee))
+        body = attest_body(
+            self.protocol_version, nonce=self.nonce, tee_pubkey=jwk, evidence=evidence, init_data=init_data
+        )
+        return self.attest(body)
+
+    def attest(self, body: dict[str, Any]) -> str:
+        """``POST /kbs/v0/attest`` with a prepared body (see :func:`attest_body`); keeps and returns the token."""
         resp = self._request("POST", "attest", json=body, headers=self._cookie_headers())
         if resp.status_code != 200:
             raise error_from_response(resp)

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest_trustee import *  # noqa: F403
 from conftest_trustee import log_has
 
-from cai_tui.clients.kbs import KbsClient, make_admin_token
+from cai_tui.clients.kbs import KbsClient, attest_body, bound_runtime_data, make_admin_token, sample_evidence
 from cai_tui.crypto.jose import b64url_encode, jwt_unverified
 from cai_tui.lab.faults import FaultSwitches
 from cai_tui.lab.trustee import TrusteeLab, TrusteeSettings
@@ -295,13 +295,19 @@ def test_oversized_inputs_are_bounded(sandbox) -> None:
         kc.auth(tee="sample", extra_params="")
         cookie = {"Cookie": f"kbs-session-id={kc.session_id}"}
         jwk = {"kty": "RSA", "alg": "RSA-OAEP-256", "n": "A" * 10_000, "e": "AQAB"}
-        body = {"runtime-data": {"nonce": kc.nonce, "tee-pubkey": jwk}, "tee-evidence": {}}
+        body = {"tee-pubkey": jwk, "tee-evidence": "{}"}  # the lab's default protocol 0.1.0
         assert http.post("/kbs/v0/attest", json=body, headers=cookie).status_code == 401
         assert log_has(lab, "field `n` is too long")
-        body["runtime-data"]["tee-pubkey"] = kc.new_tee_key()
+    with KbsClient(lab.base_url) as kc:
+        lab.settings.protocol_version = "0.4.0"  # init-data exists from protocol 0.4.0
+        kc.auth(tee="sample", extra_params="", negotiate=True)
+        cookie = {"Cookie": f"kbs-session-id={kc.session_id}"}
+        key = kc.new_tee_key()
+        evidence = sample_evidence(bound_runtime_data("0.4.0", kc.nonce or "", key))
+        body = attest_body("0.4.0", nonce=kc.nonce or "", tee_pubkey=key, evidence=evidence)
         body["init-data"] = {"format": "toml", "body": "x" * 100_000}
         assert http.post("/kbs/v0/attest", json=body, headers=cookie).status_code == 401
-        assert log_has(lab, "init-data must be {format, body}")
+        assert log_has(lab, "init-data larger than the lab accepts")
         body["init-data"] = {"format": "toml", "body": "algorithm = 'sha384'"}
         token = http.post("/kbs/v0/attest", json=body, headers=cookie).json()["token"]
         annotated = jwt_unverified(token)[1]["submods"]["cpu0"]["ear.veraison.annotated-evidence"]

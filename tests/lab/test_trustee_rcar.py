@@ -107,11 +107,12 @@ def test_malformed_auth_requests(trustee: TrusteeLab) -> None:
     assert resp.json()["detail"].endswith("failed to parse KBS version")
 
 
-def test_attest_checks_cookie_session_and_nonce(trustee: TrusteeLab) -> None:
+def test_attest_checks_cookie_session_and_nonce(make_trustee) -> None:
+    trustee = make_trustee(protocol_version="0.4.0")
     url = trustee.base_url + "/kbs/v0/attest"
     body = {
         "runtime-data": {"nonce": "x", "tee-pubkey": {"kty": "EC", "crv": "P-256", "alg": "a", "x": "A", "y": "A"}},
-        "tee-evidence": {},
+        "tee-evidence": {"primary_evidence": {}, "additional_evidence": ""},
     }
     resp = httpx.post(url, json=body)
     assert resp.status_code == 502
@@ -119,7 +120,7 @@ def test_attest_checks_cookie_session_and_nonce(trustee: TrusteeLab) -> None:
     assert log_has(trustee, "RCAR attest: cookie not found")
     resp = httpx.post(url, json=body, headers={"Cookie": "kbs-session-id=deadbeef"})
     assert resp.status_code == 502 and log_has(trustee, "session not found")
-    auth = httpx.post(trustee.base_url + "/kbs/v0/auth", json={"version": "0.1.0", "tee": "sample", "extra-params": ""})
+    auth = httpx.post(trustee.base_url + "/kbs/v0/auth", json={"version": "0.4.0", "tee": "sample", "extra-params": ""})
     resp = httpx.post(url, json=body, headers={"Cookie": f"kbs-session-id={auth.cookies['kbs-session-id']}"})
     assert resp.status_code == 502 and log_has(trustee, "the nonce in the handshake session is different")
 
@@ -179,10 +180,9 @@ def test_reattest_on_an_attested_session_returns_the_same_token(trustee: Trustee
     with KbsClient(trustee.base_url) as kc:
         kc.attest_sample()
         cookie = {"Cookie": f"kbs-session-id={kc.session_id}"}
-        body = {
-            "runtime-data": {"nonce": kc.nonce, "tee-pubkey": kc.tee_public_jwk},
-            "tee-evidence": {"svn": "1"},
-        }
+        # A well-formed 0.1.0 body (the lab's default version) whose evidence binds nothing: never verified, since
+        # an attested session hands back its token after deserialising the body (backend.rs order).
+        body = {"tee-pubkey": kc.tee_public_jwk, "tee-evidence": '{"svn":"1"}'}
         first = httpx.post(trustee.base_url + "/kbs/v0/attest", json=body, headers=cookie)
         assert first.status_code == 200 and first.json()["token"] == kc.token
         # The client itself starts a new session for a new key instead of reusing the attested one.

@@ -4,15 +4,22 @@ REST as the restful CoCo-AS serves it (``attestation-service/src/bin/restful``):
 body), ``POST|GET /policy``, ``GET /policy/<id>``, ``POST /challenge``, ``GET /certificate`` (Alibaba generation),
 ``GET /.well-known/jwks.json``, ``GET /healthz``. Errors are HTTP 500 with ``An internal error occured: \\n0: …``.
 
-Simplifications (a lab, not a verifier): evidence is not checked against hardware roots or reference values; the
-``report_data`` binding of sample evidence is not recomputed; the EAR status comes from the policy model in
+The binding is checked as upstream checks it: structured runtime data is hashed as RFC 8785 canonical JSON with
+the request's hash algorithm (SHA-384 unless told otherwise; ``parse_runtime_data`` in attestation-service
+``lib.rs``), raw runtime data is taken as is, and the sample verifier compares that digest byte for byte with the
+evidence's ``report_data`` decoded as standard base64 (deps/verifier/src/sample/mod.rs).
+
+Simplifications (a lab, not a verifier): evidence is not checked against hardware roots or reference values (a
+``tdx``-labelled session, when allowed at all, is taken on trust); the EAR status comes from the policy model in
 :mod:`cai_tui.lab.trustee.policy`. The ``/challenge`` JWT is signed with the token key (upstream: a separate RS384 key).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
+import hashlib
 import json
 import os
 import threading
@@ -25,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
+from cai_tui.crypto.canonical_json import CanonicalJsonError, canonical_json
 from cai_tui.crypto.jose import (
     JoseError,
     PublicKey,
@@ -70,6 +78,55 @@ DEFAULT_AS_POLICY = """package policy
 default allow = true
 """
 MAX_POLICIES = 256
+# kbs-types HashAlgorithm names accepted for runtime data (the lab leaves out sm3).
+HASH_ALGORITHMS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
+
+
+def expected_report_data(
+    structured: Any = None, *, raw: bytes | None = None, hash_algorithm: str = "sha384"
+) -> bytes | None:
+    """What the verifier must find in the evidence: raw runtime data as is, structured runtime data hashed as its
+    RFC 8785 canonical JSON (None when no runtime data was given)."""
+    if raw is not None:
+        return raw
+    if structured is None:
+        return None
+    try:
+        hasher = HASH_ALGORITHMS[hash_algorithm]
+    except KeyError:
+        raise EvidenceRejected(
+            "parse runtime data HashAlgorithm failed", f"unknown hash algorithm {hash_algorithm}"
+        ) from None
+    try:
+        return hasher(canonical_json(structured)).digest()
+    except CanonicalJsonError as exc:
+        raise EvidenceRejected("parse runtime data", "parse JSON structured data", str(exc)) from None
+
+
+def verify_sample_binding(evidence: Any, expected: bytes | None) -> None:
+    """The sample verifier: ``{svn, report_data}``; report_data (standard base64) must equal the expected digest."""
+    if not isinstance(evidence, dict) or not isinstance(evidence.get("svn"), str):
+        raise EvidenceRejected("Verifier evaluate failed", "Deserialize Quote failed.")
+    report_data = evidence.get("report_data", "")
+    if not isinstance(report_data, str):
+        raise EvidenceRejected("Verifier evaluate failed", "Deserialize Quote failed.")
+    if expected is None:
+        return
+    try:
+        got = base64.b64decode(report_data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EvidenceRejected(
+            "Verifier evaluate failed",
+            "Evidence's identity verification error.",
+            "base64 decode report data for sample evidence",
+            str(exc),
+        ) from None
+    if got != expected:
+        raise EvidenceRejected(
+            "Verifier evaluate failed",
+            "Evidence's identity verification error.",
+            "REPORT_DATA is different from that in Sample Quote",
+        )
 
 
 class EvidenceRejected(Exception):
@@ -155,11 +212,15 @@ class AttestationService:
         tee: str,
         evidence: Any,
         *,
-        runtime_data: dict[str, Any] | None = None,
+        runtime_data: Any = None,
+        raw_runtime_data: bytes | None = None,
+        hash_algorithm: str = "sha384",
         policy_ids: list[str] | None = None,
         init_data: Any = None,
     ) -> tuple[str, dict[str, Any]]:
-        """(token, claims) for acceptable evidence, else :class:`EvidenceRejected`."""
+        """(token, claims) for acceptable evidence, else :class:`EvidenceRejected`. ``runtime_data`` is the
+        structured runtime data (hashed as canonical JSON with ``hash_algorithm``), ``raw_runtime_data`` the raw
+        report data; sample evidence must bind whichever is given."""
         if tee not in KNOWN_TEES:
             raise EvidenceRejected(f"tee `{tee} not supported`")
         if tee == "tdx" and not self.settings.accept_tdx_evidence:
@@ -169,13 +230,16 @@ class AttestationService:
             )
         if tee not in ("sample", "tdx"):
             raise EvidenceRejected("Verifier evaluate failed", f"lab attestation service has no {tee} verifier")
+        expected = expected_report_data(runtime_data, raw=raw_runtime_data, hash_algorithm=hash_algorithm)
+        if tee == "sample":
+            verify_sample_binding(evidence, expected)
         if not isinstance(evidence, dict):
             raise EvidenceRejected("Verifier evaluate failed", f"{tee} evidence is not a JSON object")
         pids = policy_ids or ["default"]
         status = self.ear_status(pids[0])
         now = int(time.time())
         annotated: dict[str, Any] = {tee: _summarise(evidence)}
-        if runtime_data is not None:
+        if isinstance(runtime_data, dict):
             annotated["runtime_data_claims"] = runtime_data
         if init_data is not None:
             annotated["init_data_claims"] = init_data
@@ -195,7 +259,7 @@ class AttestationService:
                 }
             },
         }
-        if runtime_data is not None and isinstance(runtime_data.get("tee-pubkey"), dict):
+        if isinstance(runtime_data, dict) and isinstance(runtime_data.get("tee-pubkey"), dict):
             claims["tee-pubkey"] = runtime_data["tee-pubkey"]
         header = {"kid": self.kid, "jwk": {k: v for k, v in self.public_jwk.items() if k != "use"}}
         token = jwt_encode(claims, self._key, self.alg, header=header)
@@ -282,14 +346,35 @@ class AttestationService:
         except JoseError as exc:
             return as_internal_error("failed to parse evidence as JSON", str(exc))
         runtime = item.get("runtime_data")
-        structured = runtime.get("structured") if isinstance(runtime, dict) else None
+        structured: Any = None
+        raw_runtime: bytes | None = None
+        if runtime is not None:
+            # enum RuntimeData { Raw(String), Structured(Value) }: exactly one key.
+            if not isinstance(runtime, dict) or len(runtime) != 1 or not ({"raw", "structured"} & set(runtime)):
+                return Reply.text(400, "Json deserialize error: unknown variant, expected `raw` or `structured`")
+            if "raw" in runtime:
+                if not isinstance(runtime["raw"], str):
+                    return Reply.text(400, "Json deserialize error: invalid type, expected a string")
+                try:
+                    raw_runtime = b64url_decode(runtime["raw"])
+                except JoseError as exc:
+                    return as_internal_error("decode given Runtime Data", "base64 decode raw runtime data", str(exc))
+            else:
+                structured = runtime["structured"]
         if structured is not None and json_size(structured) > MAX_CLAIM_JSON:
             return as_internal_error("decode given Runtime Data", "runtime data larger than the lab accepts (64 KiB)")
+        algorithm = item.get("runtime_data_hash_algorithm")
+        if algorithm is None:
+            algorithm = "sha384"
+        elif not isinstance(algorithm, str) or algorithm.lower() not in HASH_ALGORITHMS:
+            return as_internal_error("parse runtime data HashAlgorithm failed", f"unknown hash algorithm {algorithm!r}")
         try:
             token, _ = self.evaluate(
                 item["tee"],
                 evidence,
-                runtime_data=structured if isinstance(structured, dict) else None,
+                runtime_data=structured,
+                raw_runtime_data=raw_runtime,
+                hash_algorithm=algorithm.lower(),
                 policy_ids=policy_ids,
             )
         except EvidenceRejected as exc:

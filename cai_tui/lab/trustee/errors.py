@@ -119,6 +119,15 @@ def admin_auth(reason: str) -> KbsFailure:
     return KbsFailure("AdminAuth", f"Admin auth error: {reason}", log=f"Admin auth error: {reason}")
 
 
+def admin_access_denied(endpoint: str | None, reason: str) -> KbsFailure:
+    """Upstream HEAD's admin refusal: ``AdminAuthAccess`` for built-in endpoints, ``AdminAuthInitialization`` for
+    plugin calls (``?`` converts the admin error with ``#[from]``), both displaying ``Admin access denied: …``."""
+    inner = f"Admin access denied: {reason}"
+    if endpoint is None:
+        return KbsFailure("AdminAuthInitialization", f"failed to initialize [admin] configuration: {inner}", log=inner)
+    return KbsFailure("AdminAuthAccess", f"admin access denied for endpoint {endpoint}: {inner}", log=inner)
+
+
 def parse_policy(reason: str) -> KbsFailure:
     return KbsFailure("ParsePolicyError", f"Failed to parse policy: {reason}", log=f"Failed to parse policy: {reason}")
 

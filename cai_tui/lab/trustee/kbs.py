@@ -9,6 +9,7 @@ backend, then the JWE to the ``tee-pubkey`` of the token.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import threading
@@ -35,6 +36,7 @@ from cai_tui.lab.trustee.store import KmsBackend, LocalStore, ResourceBackendErr
 SESSION_COOKIE = "kbs-session-id"
 MAX_SESSIONS = 4096
 ADMIN_TIME_TOLERANCE_S = 15 * 60  # jwt-simple's default tolerance
+ADMIN_ROLE = "admin"  # upstream's shipped ACL: acls = [{ role = "admin", allowed_endpoints = "^/kbs/.+$" }]
 _SEMVER_RE = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?")
 _COOKIE_RE = re.compile(r"(?:^|;)\s*kbs-session-id=([^;\s]*)")
 
@@ -106,13 +108,13 @@ class KbsService:
         if plugin == "attest" and method == "POST":
             return self.attest(body, headers)
         if plugin == "attestation-policy" and method == "POST":
-            self.check_admin(headers)
+            self.check_admin(headers, "attestation-policy", rest)
             return self.set_attestation_policy(body)
         if plugin == "resource-policy" and method == "POST":
-            self.check_admin(headers)
+            self.check_admin(headers, "resource-policy", rest)
             return self.set_resource_policy(body)
         if plugin == "resource-policy" and method == "GET":
-            self.check_admin(headers)
+            self.check_admin(headers, "resource-policy", rest)
             text = self.resource_policy_text or ""
             return Reply.json(
                 200,
@@ -195,41 +197,40 @@ class KbsService:
             return session, ""
 
     def attest(self, body: bytes, headers: Mapping[str, str]) -> Reply:
+        """``POST /kbs/v0/attest`` as the KBS of the configured protocol version deserialises and binds it.
+
+        Order as upstream: the cookie, the body (``deserialize Attestation``: the shape of this version's kbs-types,
+        see :func:`_parse_attestation`), the session, the nonce (0.4.0), then the evidence is verified against the
+        runtime data the KBS builds itself (:func:`_bound_runtime_data`). Every failure answers the generic
+        ``RCAR handshake Attest failed``; the cause is only in the server log, as upstream's ``error!("{self:?}")``.
+        """
         session, why = self._session(headers)
         if session is None and why == "cookie not found":
             raise E.rcar_attest_failed(why)
         try:
-            att = parse_json(body)
-            runtime = att["runtime-data"]
-            nonce, tee_pubkey = runtime["nonce"], runtime["tee-pubkey"]
-            evidence_field = att["tee-evidence"]
-            _check_tee_pubkey(tee_pubkey)
-            if not isinstance(nonce, str):
-                raise ValueError("nonce is not a string")
-            init_data = att.get("init-data")
-            if init_data is not None and (
-                not isinstance(init_data, dict)
-                or not isinstance(init_data.get("format"), str)
-                or not isinstance(init_data.get("body"), str)
-                or json_size(init_data) > MAX_CLAIM_JSON
-            ):
-                raise ValueError("init-data must be {format, body} (at most 64 KiB)")
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            att = _parse_attestation(body, self.settings.protocol_version)
+        except _SerdeError as exc:
             raise E.rcar_attest_failed(f"deserialize Attestation: {exc}") from None
         if session is None:
             raise E.rcar_attest_failed(f"Failed to get session: {why}")
         if session.token is not None:
             self.log.info("kbs", f"Session {session.id} is already attested. Skip attestation and return the old token")
             return Reply.json(200, {"token": session.token}, {"Set-Cookie": self._cookie(session)})
-        if nonce != session.nonce:
+        if att.nonce is not None and att.nonce != session.nonce:
             raise E.rcar_attest_failed(
                 "the nonce in the handshake session is different from the client side in KBS protocol's "
                 "Attestation message"
             )
-        evidence = _primary_evidence(evidence_field)
-        runtime_data = {"tee-pubkey": tee_pubkey, "nonce": nonce}
+        runtime_data = _bound_runtime_data(att, session.nonce)
+        hash_algorithm = "sha512" if session.tee == "se" else "sha384"
         try:
-            token, _ = self.attestation.evaluate(session.tee, evidence, runtime_data=runtime_data, init_data=init_data)
+            token, _ = self.attestation.evaluate(
+                session.tee,
+                att.evidence,
+                runtime_data=runtime_data,
+                hash_algorithm=hash_algorithm,
+                init_data=att.init_data,
+            )
         except EvidenceRejected as exc:
             raise E.rcar_attest_failed("verify TEE evidence failed: " + ": ".join(exc.causes)) from None
         with self._lock:
@@ -239,7 +240,12 @@ class KbsService:
 
     # -- admin ------------------------------------------------------------------------------------
 
-    def check_admin(self, headers: Mapping[str, str]) -> None:
+    def check_admin(self, headers: Mapping[str, str], endpoint: str | None, rest: list[str]) -> None:
+        """Ed25519 bearer JWT (signature, ``exp``/``iat`` with jwt-simple's tolerance). The upstream flavour also
+        requires a ``role`` claim and authorizes it as upstream's shipped ACL does (``admin`` on ``^/kbs/.+$``).
+
+        ``endpoint`` names the built-in endpoint (its errors are ``AdminAuthAccess``); ``None`` is a plugin call,
+        whose admin errors upstream converts into ``AdminAuthInitialization`` (kbs/src/api_server.rs)."""
         if self.admin_key is None:
             return
         auth = headers.get("Authorization") or ""
@@ -247,13 +253,26 @@ class KbsService:
         if scheme.lower() != "bearer" or not token.strip():
             raise E.admin_auth("Failed to parse HTTP Auth Bearer header")
         try:
-            jwt_decode(token.strip(), self.admin_key, algorithms=["EdDSA"], leeway=ADMIN_TIME_TOLERANCE_S)
+            claims = jwt_decode(token.strip(), self.admin_key, algorithms=["EdDSA"], leeway=ADMIN_TIME_TOLERANCE_S)
         except JoseError as exc:
             raise KbsFailure(
                 "AdminAuth",
                 "Admin auth error: Admin Token verification failed",
                 log=f"Admin auth error: Admin Token verification failed: {exc}",
             ) from None
+        if self.settings.flavour != "upstream":
+            return  # the Alibaba generation verifies signature and times only
+        role = claims.get("role")
+        if not isinstance(role, str):
+            reason = (
+                "Failed to parse claims from token: AdminAccessDenied { reason: "
+                '"Missing required `role` claim in JWT" }'
+            )
+        elif role != ADMIN_ROLE:
+            reason = f"Role {role} not allowed for path /kbs/v0/{'/'.join(rest)}"
+        else:
+            return
+        raise E.admin_access_denied(endpoint, reason)
 
     def set_resource_policy(self, body: bytes) -> Reply:
         try:
@@ -293,7 +312,7 @@ class KbsService:
     def resource(self, method: str, path: list[str], headers: Mapping[str, str], body: bytes) -> Reply:
         shown = "/".join(path)
         if method in ("POST", "DELETE"):
-            self.check_admin(headers)
+            self.check_admin(headers, None, ["resource", *path])
             repo, typ, tag = _resource_desc(path)
             if self.settings.backend == "kms":
                 raise E.plugin_internal(f"aliyun KMS backend does not support {method} of resources ({shown})")
@@ -379,29 +398,132 @@ def _resource_desc(path: list[str]) -> tuple[str, str, str]:
     return path[0], path[1], path[2]
 
 
-def _check_tee_pubkey(jwk: Any) -> None:
+def _check_tee_pubkey(jwk: Any, where: str) -> None:
     """The shape kbs_types::TeePubKey deserialises; the key itself is only used (and checked) at JWE time."""
     if not isinstance(jwk, dict):
-        raise ValueError("tee-pubkey is not an object")
+        raise _SerdeError(f"invalid type: {_type_name(jwk)}, expected internally tagged enum TeePubKey {where}")
     kty = jwk.get("kty")
     needed = {"EC": ("crv", "alg", "x", "y"), "RSA": ("alg", "n", "e")}.get(kty if isinstance(kty, str) else "")
     if needed is None:
-        raise ValueError(f"unknown tee-pubkey kty {kty!r}")
+        if kty is None:
+            raise _SerdeError(f"missing field `kty` {where}")
+        raise _SerdeError(f"unknown variant `{kty}`, expected `RSA` or `EC` {where}")
     for name in needed:
         value = jwk.get(name)
-        if not isinstance(value, str):
-            raise ValueError(f"tee-pubkey: missing field `{name}`")
-        if len(value) > 4096:
-            raise ValueError(f"tee-pubkey: field `{name}` is too long")
+        if name not in jwk:
+            raise _SerdeError(f"missing field `{name}` {where}")
+        if len(_expect_str(value, where)) > 4096:
+            raise _SerdeError(f"tee-pubkey: field `{name}` is too long")
 
 
-def _primary_evidence(field: Any) -> Any:
-    """tee-evidence of protocol 0.4 ({primary_evidence, additional_evidence}), 0.2/0.3 (object) or 0.1 (string)."""
-    if isinstance(field, dict) and "primary_evidence" in field:
-        return field["primary_evidence"]
-    if isinstance(field, str):
-        try:
-            return parse_json(field)
-        except ValueError:
-            return field
-    return field
+class _SerdeError(Exception):
+    """A serde_json deserialisation error, worded as serde words it (``missing field `x` at line 1 column 42``)."""
+
+
+@dataclass
+class _Attestation:
+    tee_pubkey: dict[str, Any]
+    evidence: Any
+    nonce: str | None = None  # 0.4.0 only: the client's copy of the session nonce
+    additional_evidence: str | None = None  # 0.4.0 only
+    init_data: dict[str, str] | None = None  # 0.4.0 only
+
+
+def _body_generation(version: str) -> str:
+    """kbs-types ``Attestation`` generations: 0.1.0 (evidence as a string), 0.1.1–0.3.x (evidence a JSON value),
+    ≥ 0.4.0 (runtime-data + composite evidence). Written here on its own, not shared with the client."""
+    parts = [int(p) for p in version.split(".")[:3]]
+    t = (parts[0], parts[1], parts[2])
+    if t >= (0, 4, 0):
+        return "0.4.0"
+    return "0.1.1" if t >= (0, 1, 1) else "0.1.0"
+
+
+def _end_position(text: str) -> str:
+    """serde's ``at line L column C`` for an error found at the end of the top-level object."""
+    stripped = text.rstrip()
+    line = stripped.count("\n") + 1
+    column = len(stripped) - (stripped.rfind("\n") + 1)
+    return f"at line {line} column {column}"
+
+
+def _field(obj: dict[str, Any], name: str, where: str) -> Any:
+    if name not in obj:
+        raise _SerdeError(f"missing field `{name}` {where}")
+    return obj[name]
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"boolean `{str(value).lower()}`"
+    if isinstance(value, str):
+        return f'string "{value[:64]}"'
+    if isinstance(value, (int, float)):
+        return f"integer `{value}`" if isinstance(value, int) else f"floating point `{value}`"
+    if value is None:
+        return "null"
+    return "map" if isinstance(value, dict) else "sequence"
+
+
+def _expect_str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _SerdeError(f"invalid type: {_type_name(value)}, expected a string {where}")
+    return value
+
+
+def _parse_attestation(body: bytes, version: str) -> _Attestation:
+    """The attest body as the KBS of ``version`` deserialises it (kbs-types of that release), else :class:`_SerdeError`."""
+    try:
+        text = body.decode("utf-8")
+        att = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _SerdeError(str(exc)) from None
+    if not isinstance(att, dict):
+        raise _SerdeError(f"invalid type: {_type_name(att)}, expected struct Attestation at line 1 column 1")
+    where = _end_position(text)
+    generation = _body_generation(version)
+    try:
+        if generation == "0.4.0":
+            runtime = _field(att, "runtime-data", where)
+            if not isinstance(runtime, dict):
+                raise _SerdeError(f"invalid type: {_type_name(runtime)}, expected struct RuntimeData {where}")
+            nonce = _expect_str(_field(runtime, "nonce", where), where)
+            tee_pubkey = _field(runtime, "tee-pubkey", where)
+            composite = _field(att, "tee-evidence", where)
+            if not isinstance(composite, dict):
+                raise _SerdeError(f"invalid type: {_type_name(composite)}, expected struct CompositeEvidence {where}")
+            primary = _field(composite, "primary_evidence", where)
+            additional = _expect_str(_field(composite, "additional_evidence", where), where)
+            init_data = att.get("init-data")
+            if init_data is not None:
+                if not isinstance(init_data, dict):
+                    raise _SerdeError(f"invalid type: {_type_name(init_data)}, expected struct InitData {where}")
+                _expect_str(_field(init_data, "format", where), where)
+                _expect_str(_field(init_data, "body", where), where)
+                if json_size(init_data) > MAX_CLAIM_JSON:
+                    raise _SerdeError("init-data larger than the lab accepts (64 KiB)")
+            _check_tee_pubkey(tee_pubkey, where)
+            return _Attestation(tee_pubkey, primary, nonce, additional, init_data)
+        tee_pubkey = _field(att, "tee-pubkey", where)
+        evidence = _field(att, "tee-evidence", where)
+        _check_tee_pubkey(tee_pubkey, where)
+        if generation == "0.1.0":
+            # tee-evidence is a String in this kbs-types; the verifier parses its text.
+            text_evidence = _expect_str(evidence, where)
+            try:
+                evidence = json.loads(text_evidence)
+            except ValueError:
+                evidence = text_evidence
+        return _Attestation(tee_pubkey, evidence)
+    except _SerdeError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise _SerdeError(str(exc)) from None
+
+
+def _bound_runtime_data(att: _Attestation, session_nonce: str) -> dict[str, Any]:
+    """What the KBS hands the attestation service as the primary evidence's runtime data (backend.rs/builtin.rs)."""
+    data: dict[str, Any] = {"tee-pubkey": att.tee_pubkey, "nonce": session_nonce}
+    if att.additional_evidence is not None:
+        data["additional-evidence"] = att.additional_evidence
+    return data
