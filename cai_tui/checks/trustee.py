@@ -268,14 +268,22 @@ async def trustee_auth_nonce(ctx: CheckContext) -> Result:
     if isinstance(outcome, KbsProtocolMismatch):
         res = _kbs_error_result(ctx, outcome, evidence, "POST /kbs/v0/auth")
         if retried is not None and retried.nonce:
+            # Negotiated: the checks and actions of this tool go on with the server's version (and say so); the
+            # recipe's version stays a warning, since the instance's attestation agent must speak the server's.
+            used = outcome.server_expected_version
             res.evidence.append(
                 ev(
                     ctx,
-                    f"with version {outcome.server_expected_version} the Trustee answers a nonce "
-                    f"({retried.latency_s * 1000:.0f} ms)",
-                    source.replace(f'"version":"{version}"', f'"version":"{outcome.server_expected_version}"'),
+                    f"with version {used} the Trustee answers a nonce ({retried.latency_s * 1000:.0f} ms)",
+                    source.replace(f'"version":"{version}"', f'"version":"{used}"'),
                 )
             )
+            res.status = "warn"
+            res.summary = (
+                f"KBS protocol negotiated: the Trustee expects {used}, the recipe says {version}; "
+                f"the handshake with {used} answers a nonce (protocol used: {used})"
+            )
+            res.data.update(protocol_version=used, negotiated_from=version, nonce=retried.nonce)
         return res
     result = outcome
     latency_ms = result.latency_s * 1000
@@ -540,16 +548,23 @@ async def trustee_resource(ctx: CheckContext) -> Result:
     timeout = net_timeout(ctx, 0.25)
     version = trustee.protocol_version
     step = {"now": "auth"}
+    used: dict[str, str | None] = {"version": version, "note": f"protocol {version}", "from": None}
     evidence: list[Evidence] = [ev(ctx, uri, "answers.trustee.model_key_id")]
 
     def work() -> int:
         with KbsClient(base, verify=_verify(trustee), timeout=timeout, protocol_version=version) as client:
-            step["now"] = "auth"
-            client.auth(tee="sample", extra_params="")
-            step["now"] = "attest"
-            client.attest_sample(tee="sample")
-            step["now"] = "resource"
-            data = client.get_resource(uri)
+            try:
+                step["now"] = "auth"
+                # Negotiated: a mismatch answer names the version the server wants, and the client retries with it
+                # (trustee.auth_nonce reports the mismatch itself).
+                client.auth(tee="sample", extra_params="", negotiate=True)
+                step["now"] = "attest"
+                client.attest_sample(tee="sample")
+                step["now"] = "resource"
+                data = client.get_resource(uri)
+            finally:
+                used.update({"version": client.version_used, "note": client.version_note()})
+                used["from"] = client.negotiated_from
             ctx.redactor.add(data)  # the model key: never shown
             try:
                 ctx.redactor.add(data.decode("utf-8").strip())
@@ -560,12 +575,21 @@ async def trustee_resource(ctx: CheckContext) -> Result:
     try:
         size = await asyncio.to_thread(work)
     except KbsError as exc:
-        return _resource_error(ctx, exc, evidence, step["now"], base, path, uri)
+        res = _resource_error(ctx, exc, evidence, step["now"], base, path, uri)
+        res.summary = f"{res.summary} [{used['note']}]"
+        res.data.update(protocol_version=used["version"], negotiated_from=used["from"])
+        return res
     evidence.append(
         ev(ctx, f"HTTP 200, JWE decrypted to {size} bytes (value not shown)", f"GET {base}/kbs/v0/resource/{path}")
     )
     return make(
-        ctx, "pass", f"{uri} is released after attestation ({size} bytes, value not shown)", evidence, bytes=size
+        ctx,
+        "pass",
+        f"{uri} is released after attestation ({size} bytes, value not shown; {used['note']})",
+        evidence,
+        bytes=size,
+        protocol_version=used["version"],
+        negotiated_from=used["from"],
     )
 
 

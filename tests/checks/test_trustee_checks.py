@@ -103,18 +103,25 @@ def test_recipe_with_the_servers_version_passes(tmp_path: Path, monkeypatch: pyt
     expect(out, "trustee.resource", "pass")
 
 
-def test_seed_version_against_a_newer_trustee(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The seed's 0.1.0 against a Trustee that wants 0.4.0: fail naming 0.4.0, and show that 0.4.0 would work."""
+@pytest.mark.parametrize("flavour", ["alibaba", "upstream"])
+def test_seed_version_against_a_newer_trustee(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flavour: str) -> None:
+    """The seed's 0.1.0 against a Trustee that wants 0.4.0: both checks negotiate 0.4.0 from the mismatch detail and
+    say so; the handshake check warns (the instance's attestation agent must speak 0.4.0), the resource is fetched."""
     for var in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
-    settings = TrusteeSettings(protocol_version="0.4.0", flavour="alibaba", release="trustee", backend="kms")
+    settings = TrusteeSettings(protocol_version="0.4.0", flavour=flavour, release="trustee", backend="kms")
     with Lab(state_dir=tmp_path / "lab", trustee_settings=settings) as lab:
         recipe = lab_recipe(lab, tmp_path, lambda d: d["answers"]["trustee"].update(protocol_version="0.1.0"))
-        out = run(recipe, ["trustee.auth_nonce"])
-    res = expect(out, "trustee.auth_nonce", "fail", "kbs-protocol-mismatch")
+        out = run(recipe, ["trustee.auth_nonce", "trustee.resource"])
+    res = expect(out, "trustee.auth_nonce", "warn", "kbs-protocol-mismatch")
     assert res.data["server_expected_version"] == "0.4.0"
+    assert res.data["protocol_version"] == "0.4.0" and res.data["negotiated_from"] == "0.1.0"
+    assert "protocol used: 0.4.0" in res.summary
     observed = " ".join(e.observed for e in res.evidence)
     assert "with version 0.4.0 the Trustee answers a nonce" in observed
+    got = expect(out, "trustee.resource", "pass")
+    assert got.data["protocol_version"] == "0.4.0" and got.data["negotiated_from"] == "0.1.0"
+    assert "protocol 0.4.0 (negotiated: the server refused 0.1.0)" in got.summary
 
 
 @pytest.mark.parametrize(

@@ -17,14 +17,21 @@ that the seed installs).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
-from typing import Any
 
 import httpx
 
-from ...clients.kbs import KbsClient, KbsError, KbsUnreachable, parse_kbs_uri
+from ...clients.kbs import (
+    KbsClient,
+    KbsError,
+    KbsUnreachable,
+    attest_body,
+    bound_runtime_data,
+    parse_kbs_uri,
+    runtime_data_digest,
+    runtime_data_hash_algorithm,
+)
 from . import _env, _rust_http
 from ._aa_socket import AaError, check_connect, get_evidence, get_tee_type
 from ._lifecycle import stay_up
@@ -76,10 +83,12 @@ class Cdh:
         except KbsError as exc:
             raise _Anyhow(rust_debug_str(_status_message(exc, "KBS request unauthorized, ErrorInformation"))) from exc
         assert self.client.nonce is not None
+        nonce, version = self.client.nonce, self.client.protocol_version
         jwk = self.client.new_tee_key("EC")
-        runtime = {"nonce": self.client.nonce, "tee-pubkey": jwk}
-        primary = {"additional-evidence": "", "nonce": self.client.nonce, "tee-pubkey": jwk}
-        digest = hashlib.sha384(_canonical(primary)).digest()
+        # The report data binds what the KBS of this version rebuilds (RFC 8785 canonical JSON, SHA-384): from 0.4.0
+        # {tee-pubkey, nonce, additional-evidence: ""}, before it {tee-pubkey, nonce}.
+        runtime = bound_runtime_data(version, nonce, jwk)
+        digest = runtime_data_digest(runtime, runtime_data_hash_algorithm(tee))
         try:
             tee, evidence_text = get_evidence(self.sock, digest)
             evidence = json.loads(evidence_text)
@@ -90,11 +99,7 @@ class Cdh:
                 '    context: "get composite evidence failed",\n'
                 f"    source: AAEvidenceProvider(\n        {rust_debug_str(inner)},\n    ),\n}}"
             ) from exc
-        if self.client.protocol_version.split(".")[:2] >= ["0", "4"]:
-            tee_evidence: Any = {"primary_evidence": evidence, "additional_evidence": ""}
-        else:
-            tee_evidence = evidence
-        body = {"runtime-data": runtime, "tee-evidence": tee_evidence}
+        body = attest_body(version, nonce=nonce, tee_pubkey=jwk, evidence=evidence)
         attest_url = self.client.url("attest")
         try:
             resp = self.client._request("POST", "attest", json=body, headers=self.client._cookie_headers())
@@ -177,10 +182,6 @@ class Cdh:
 
 class _Anyhow(Exception):
     """An ``anyhow::Error`` inside ``rcar_handshake``; ``str()`` is its ``{:#?}``."""
-
-
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _status_message(exc: KbsError, unauthorized_prefix: str) -> str:
