@@ -3,7 +3,8 @@
 No registry is reachable here, so nothing is pulled: the rootfs holds static busybox (the shell and the healthchecks'
 applets), this machine's ``python3.X`` with its stdlib and the shared libraries it and its extension modules need (found
 with ``ldd``), the runtime dependency closure of cai_tui copied from the running environment's site-packages, cai_tui
-itself (laid out as its wheel is, data under ``cai_tui/_data``), gocryptfs + libcrypto, fusermount3, a few /etc files
+itself (laid out as its wheel is, data under ``cai_tui/_data``), gocryptfs + libcrypto, fusermount3, the real ``tng``
+binary of the tng-sdk wheel (it needs only glibc), a few /etc files
 and a ``vllm`` shim package whose ``vllm.entrypoints.openai.api_server`` runs the inference stand-in.
 
 The tag is ``cai-tui-labstack:<12 hex>`` of a hash over every file's path, mode, size and mtime (and the generated
@@ -69,6 +70,7 @@ INSTALL_HINT = {
     "gocryptfs": "install gocryptfs (apt-get install -y gocryptfs)",
     "fusermount3": "install fuse3 (apt-get install -y fuse3)",
     "ldd": "install libc-bin (apt-get install -y libc-bin)",
+    "tng": "install the tng-sdk wheel, which carries the real tng binary (pip install 'cai-tui[tng]')",
 }
 
 SHIM_API_SERVER = '''\
@@ -223,6 +225,12 @@ class Rootfs:
 # --- what goes in ----------------------------------------------------------------------------------------------------
 
 
+def tng_binary() -> str | None:
+    """The tng-sdk wheel's ``tng`` beside this interpreter, else ``tng`` on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "tng")
+    return beside if os.access(beside, os.X_OK) else shutil.which("tng")
+
+
 def _need_tool(name: str, path: str | None) -> str:
     if path is None or not os.path.exists(path):
         raise LabImageError(f"{name} is missing on this machine: {INSTALL_HINT[name]}")
@@ -339,6 +347,7 @@ def assemble(repo_root: Path | None = None) -> tuple[Rootfs, dict[str, Any]]:
         raise LabImageError(f"{busybox} is dynamically linked: {INSTALL_HINT['busybox']}")
     gocryptfs = _need_tool("gocryptfs", shutil.which("gocryptfs"))
     fusermount = _need_tool("fusermount3", shutil.which("fusermount3"))
+    tng = _need_tool("tng", tng_binary())
 
     ver = f"{sys.version_info.major}.{sys.version_info.minor}"
     python = f"/usr/bin/python{ver}"
@@ -350,7 +359,7 @@ def assemble(repo_root: Path | None = None) -> tuple[Rootfs, dict[str, Any]]:
         )
     site = f"usr/local/lib/python{ver}/dist-packages"
     fs = Rootfs()
-    elves = [python, gocryptfs, fusermount]
+    elves = [python, gocryptfs, fusermount, tng]
 
     # busybox and its applets
     fs.add_file(busybox, "/usr/bin/busybox")
@@ -394,6 +403,7 @@ def assemble(repo_root: Path | None = None) -> tuple[Rootfs, dict[str, Any]]:
     fs.add_file(gocryptfs, "/usr/bin/gocryptfs")
     fs.add_file(fusermount, "/usr/bin/fusermount3")
     fs.add_symlink("/usr/bin/fusermount", "fusermount3")
+    fs.add_file(tng, "/usr/bin/tng", mode=0o755)  # the real TNG the tng service runs (tng-sdk wheel)
 
     # every shared library the ELF files above need (site-packages' own bundled libraries are already in)
     site_host = [str(Path(str(d.locate_file(""))).resolve()) for d in dists]

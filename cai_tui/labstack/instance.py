@@ -10,6 +10,9 @@ When the lab starts as root and the local engine answers (DOCKER_HOST or /var/ru
     cai-lab-<8 hex>/                the instance's home: ``cai-tui deploy`` writes cai.env and docker-compose.yml here
     model/                          MODEL_MOUNT_POINT, a shared bind mount while the lab runs
 
+The tng service runs the real ``tng`` binary with its egress on 127.0.0.1:``tng_port`` (``info()['tng_egress']``);
+what in that path is a stand-in is listed in :mod:`cai_tui.labstack.not_real`.
+
 and the lab recipe points its ``answers.service`` there, with ``targets.instance``/``targets.client`` ``local`` and
 waivers for the checks that cannot pass without TDX, a GPU or TNG (:data:`WAIVERS`).
 
@@ -31,6 +34,7 @@ from typing import Any
 
 from ..events import EventSink
 from .bed import run_compose
+from .not_real import TNG_NOT_REAL
 from .stack import (
     BedError,
     compose_command,
@@ -52,7 +56,13 @@ INSTANCE_DIR = "instance"
 WAIVERS = (
     ("host.tdx_guest", "the lab instance is this machine's Docker engine, not a TDX guest"),
     ("gpu.*", "the lab instance has no GPU: inference runs on the CPU (CAI_LAB_DEVICE=cpu in the lab override)"),
-    ("tng.client_proxy", "the lab has no real TNG yet: the client reaches vLLM directly"),
+    (
+        "tng.client_proxy",
+        "the lab's real tng server listens on its own port (a mapping egress, CAI_LAB_TNG_PORT; CAI captures "
+        "MODEL_SERVICE_PORT with netfilter, which host-network lab containers cannot do without changing this "
+        "machine's firewall), so a CONNECT to instance.public_ip:service.port reaches vLLM directly, not TNG; "
+        "the real client-to-server TNG path is proven by tests/labstack/test_tng_real.py",
+    ),
 )
 ENGINE_TODO = "apt-get install docker.io && dockerd &"
 COMPOSE_TODO = "./scripts/install.sh"
@@ -112,6 +122,7 @@ class LabInstance:
         self.compose_file = self.home / "docker-compose.yml"
         self.mount_point = self.root / "model"
         self.port = port if port is not None else free_port()
+        self.tng_port = free_port()  # the real tng egress (mapping to self.port; see not_real.py)
         self.image: str | None = None
 
     def prepare(self, on_event: EventSink | None = None) -> None:
@@ -123,7 +134,7 @@ class LabInstance:
         self.image = image = build_image(on_event=on_event)
         self.home.mkdir(parents=True, exist_ok=True)
         write_stand_in(self.cai_compose_file, image)
-        write_file(self.override_file, lab_override(image))
+        write_file(self.override_file, lab_override(image, tng_port=self.tng_port))
         share_mount(self.mount_point)
 
     def service_answers(self) -> dict[str, Any]:
@@ -146,6 +157,8 @@ class LabInstance:
             "project": self.project,
             "image": self.image,
             "model_url": f"http://127.0.0.1:{self.port}",
+            "tng_egress": f"127.0.0.1:{self.tng_port}",
+            "not_real": [what for what, _why in TNG_NOT_REAL],
             "home": str(self.home),
         }
 

@@ -1,5 +1,5 @@
 """What the labstack bed and the lab instance share: the stand-in CAI compose file, the lab's compose override (no
-GPU here), MODEL_MOUNT_POINT as a shared bind mount, Docker Compose v2 and a project's leftovers on the engine."""
+GPU here; the real tng's egress on its own port), MODEL_MOUNT_POINT as a shared bind mount, Docker Compose v2 and a project's leftovers on the engine."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+TNG_PORT_ENV = "CAI_LAB_TNG_PORT"
 SERVICES = ("oss", "attestation-agent", "tng", "confidential-data-hub", "cachefs", "inference")
 TEMPLATE = ("labstack", "cai-docker-compose.yml.tmpl")
 COMPOSE_HINT = (
@@ -139,12 +140,16 @@ def lab_override(
     service_env: Mapping[str, Mapping[str, str | None]] | None = None,
     mem_limit: Mapping[str, str] | None = None,
     privileged: bool | None = None,
+    tng_port: int | None = None,
 ) -> str:
     """The lab's compose override: inference without the GPU reservation (CAI_LAB_DEVICE=cpu), cachefs without
     ``privileged`` where this engine cannot run privileged containers (``privileged=None``: probe with ``image``),
-    ``service_env`` (``None`` removes a variable the stand-in sets) and ``mem_limit`` per service."""
+    ``service_env`` (``None`` removes a variable the stand-in sets) and ``mem_limit`` per service; the tng service's
+    mapping egress listens on 127.0.0.1:``tng_port`` (a free port when None)."""
     env: dict[str, dict[str, str | None]] = {s: dict(v) for s, v in (service_env or {}).items()}
     env.setdefault("inference", {}).setdefault("CAI_LAB_DEVICE", "cpu")
+    # the real tng's egress: a mapping on its own loopback port instead of CAI's netfilter capture (not_real.py)
+    env.setdefault("tng", {}).setdefault(TNG_PORT_ENV, str(tng_port if tng_port is not None else free_port()))
     limits = dict(mem_limit or {})
     if privileged is None:
         privileged = privileged_works(image)

@@ -56,7 +56,7 @@ def test_attestation_token_verifies_with_jwks_and_certificate(make_trustee, toke
     jwk = httpx.get(lab.base_url + "/.well-known/jwks.json").json()["keys"][0]
     assert jwk["alg"] == token_alg and jwk["use"] == "sig"
     claims = jwt_decode(token, public_key_from_jwk(jwk), algorithms=[token_alg], require_exp=True)
-    assert claims["eat_profile"] == "tag:github.com,2023:veraison/ear"
+    assert claims["eat_profile"] == "tag:github.com,2024:confidential-containers/Trustee"
     cpu0 = claims["submods"]["cpu0"]
     assert cpu0["ear.status"] == "affirming" and cpu0["ear.appraisal-policy-id"] == "default"
     assert cpu0["ear.veraison.annotated-evidence"]["runtime_data_claims"]["nonce"] == "n0"

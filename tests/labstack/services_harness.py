@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -74,6 +75,7 @@ class Stack:
             CAI_LAB_WAIT_S="20",
             TRUSTEE_URL=lab.trustee_url + "/",
             TRUSTEE_POLICY="default",
+            CAI_LAB_TNG_PORT=str(_free_port()),
             MODEL_KEY_ID=creds["model_key_id"],
             MODEL_ENCRYPTION_METHOD="gocryptfs",
             MODEL_OSS_BUCKET_PATH=f"{creds['oss_bucket']}:/{creds['model_prefix']}",
@@ -133,6 +135,12 @@ class Stack:
         mnt = self.path("mount")
         if is_mounted(mnt):
             subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False, capture_output=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def is_mounted(path: Path) -> bool:

@@ -65,7 +65,7 @@ KNOWN_TEES = frozenset(
         "sampledevice",
     }
 )
-EAR_PROFILE = "tag:github.com,2023:veraison/ear"
+EAR_PROFILE = "tag:github.com,2024:confidential-containers/Trustee"  # the AS default profile_name (both trustees)
 ISSUER = "cai-tui-lab-attestation-service"
 _TRUST_VECTORS = {
     "affirming": {"configuration": 2, "executables": 3, "file-system": 2, "hardware": 2},
@@ -150,9 +150,17 @@ class AttestationService:
             self._key = ec.generate_private_key(ec.SECP256R1())
         self.alg = settings.token_alg
         self.kid = uuid.uuid4().hex[:16]
-        self.public_jwk = public_jwk(self._key, alg=self.alg, kid=self.kid)
+        self.public_jwk: dict[str, Any] = dict(public_jwk(self._key, alg=self.alg, kid=self.kid))
         self.public_jwk["use"] = "sig"
-        self.certificate_pem = self._self_signed_certificate()
+        self.certificate_pem = self._certificate_chain()
+        # The signer's certificate chain in the JWK (header and JWKS) as ``x5c``, as the AS does when a certificate is
+        # configured (which /certificate says here): openanolis encodes it base64url without padding, upstream
+        # standard base64. A verifier endorses the token key with it (TNG: against GET /certificate).
+        chain = [
+            c.public_bytes(serialization.Encoding.DER) for c in x509.load_pem_x509_certificates(self.certificate_pem)
+        ]
+        enc = (lambda d: base64.b64encode(d).decode()) if settings.flavour == "upstream" else _b64url_nopad
+        self.public_jwk["x5c"] = [enc(d) for d in chain]
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -160,22 +168,29 @@ class AttestationService:
     def public_key(self) -> PublicKey:
         return self._key.public_key()
 
-    def _self_signed_certificate(self) -> bytes:
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cai-tui lab attestation token broker")])
+    def _certificate_chain(self) -> bytes:
+        """PEM: the token key's end-entity certificate, then the lab CA that signed it (an X.509 verifier such as
+        webpki refuses a CA certificate as the leaf)."""
         now = dt.datetime.now(dt.timezone.utc)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        )
-        algo = None if isinstance(self._key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-        cert = builder.sign(self._key, algo)
-        return cert.public_bytes(serialization.Encoding.PEM)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cai-tui lab attestation service CA")])
+        leaf_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cai-tui lab attestation token broker")])
+
+        def build(subject: x509.Name, key: Any, ca: bool) -> x509.CertificateBuilder:
+            return (
+                x509.CertificateBuilder()
+                .subject_name(subject)
+                .issuer_name(ca_name)
+                .public_key(key)
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5))
+                .not_valid_after(now + dt.timedelta(days=365))
+                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            )
+
+        ca = build(ca_name, ca_key.public_key(), True).sign(ca_key, hashes.SHA256())
+        leaf = build(leaf_name, self._key.public_key(), False).sign(ca_key, hashes.SHA256())
+        return leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [dict(self.public_jwk)]}
@@ -430,3 +445,7 @@ def _summarise(evidence: dict[str, Any]) -> dict[str, Any]:
         if isinstance(v, (str, int, float, bool)) or v is None:
             out[str(k)[:64]] = v[:512] if isinstance(v, str) else v
     return out
+
+
+def _b64url_nopad(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")

@@ -1,24 +1,24 @@
-"""The attestation-agent socket: a JSON-lines stand-in for AA's ttrpc ``GetTeeType``/``GetEvidence``.
+"""The attestation-agent socket: guest-components' ttrpc service ``attestation_agent.AttestationAgentService``
+(``GetEvidence``, ``GetAdditionalEvidence``, ``GetTeeType``; attestation-agent.proto), spoken for real over the unix
+socket — the real ``tng`` binary of the lab's tng service connects to it exactly as it does to the real AA.
 
-Request: ``{"method": "get_tee_type"}`` or ``{"method": "get_evidence", "runtime_data": <base64>}``, one JSON object
-per line. Answer: ``{"tee": "sample"}`` / ``{"tee": …, "evidence": "<evidence JSON text>"}``, or ``{"error": "…"}``.
-
-Connection failures are described the way ttrpc (through nix) describes them: ``Nix error: ENOENT: No such file or
-directory`` — from the real errno of the real ``connect``.
+Messages: ``GetEvidenceRequest {bytes RuntimeData = 1}`` → ``GetEvidenceResponse {bytes Evidence = 1}``;
+``GetTeeTypeRequest {}`` → ``GetTeeTypeResponse {string tee = 1}``. Connection failures are described the way ttrpc
+(through nix) describes them: ``Nix error: ENOENT: No such file or directory`` — from the real errno of ``connect``.
 """
 
 from __future__ import annotations
 
-import base64
 import errno as errno_mod
-import json
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from . import _ttrpc
+
+SERVICE = "attestation_agent.AttestationAgentService"
 CALL_TIMEOUT_S = 10.0
-MAX_LINE = 1 << 20
 
 
 class AaError(Exception):
@@ -36,7 +36,7 @@ def nix_error(exc: OSError) -> str:
     return f"Nix error: {name}: {exc.strerror or os.strerror(code)}"
 
 
-def _call(sock_path: Path, request: dict[str, Any]) -> dict[str, Any]:
+def _call(sock_path: Path, method: str, payload: bytes) -> bytes:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(CALL_TIMEOUT_S)
     try:
@@ -44,33 +44,29 @@ def _call(sock_path: Path, request: dict[str, Any]) -> dict[str, Any]:
             s.connect(str(sock_path))
         except OSError as exc:
             raise AaError(nix_error(exc), connect=True) from exc
+        request = _ttrpc.Request(SERVICE, method, payload, int(CALL_TIMEOUT_S * 1e9))
         try:
-            s.sendall((json.dumps(request) + "\n").encode("utf-8"))
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-                if len(buf) > MAX_LINE:
-                    raise AaError("ttrpc err: response too large", connect=False)
+            _ttrpc.write_frame(s, 1, _ttrpc.TYPE_REQUEST, request.encode())
+            stream, kind, data = _ttrpc.read_frame(s)
         except TimeoutError as exc:
             raise AaError('rpc status: Status { code: DEADLINE_EXCEEDED, message: "Timeout" }', connect=False) from exc
+        except EOFError as exc:
+            raise AaError("ttrpc err: remote stream closed", connect=False) from exc
+        except _ttrpc.ProtocolError as exc:
+            raise AaError(f"ttrpc err: {exc}", connect=False) from exc
         except OSError as exc:
             raise AaError(nix_error(exc), connect=False) from exc
     finally:
         s.close()
-    if not buf:
-        raise AaError("ttrpc err: remote stream closed", connect=False)
+    if stream != 1 or kind != _ttrpc.TYPE_RESPONSE:
+        raise AaError(f"ttrpc err: unexpected frame (stream {stream}, type {kind})", connect=False)
     try:
-        answer = json.loads(buf)
-    except ValueError as exc:
-        raise AaError(f"ttrpc err: bad answer: {exc}", connect=False) from exc
-    if not isinstance(answer, dict):
-        raise AaError("ttrpc err: bad answer", connect=False)
-    if "error" in answer:
-        raise AaError(f'rpc status: Status {{ code: INTERNAL, message: "{answer["error"]}" }}', connect=False)
-    return answer
+        response = _ttrpc.Response.decode(data)
+    except _ttrpc.ProtocolError as exc:
+        raise AaError(f"ttrpc err: bad response: {exc}", connect=False) from exc
+    if response.code != _ttrpc.OK:
+        raise AaError(response.status_text(), connect=False)
+    return response.payload
 
 
 def check_connect(sock_path: Path) -> None:
@@ -86,18 +82,47 @@ def check_connect(sock_path: Path) -> None:
 
 
 def get_tee_type(sock_path: Path) -> str:
-    tee = _call(sock_path, {"method": "get_tee_type"}).get("tee")
-    if not isinstance(tee, str):
-        raise AaError("failed to parse Tee type", connect=False)
-    return tee
+    fields = _ttrpc.parse(_call(sock_path, "GetTeeType", b""))
+    return _ttrpc.first_bytes(fields, 1).decode("utf-8", "replace")
 
 
 def get_evidence(sock_path: Path, runtime_data: bytes) -> tuple[str, str]:
     """(tee, evidence JSON text) for ``runtime_data`` (the report data the evidence binds)."""
-    answer = _call(
-        sock_path, {"method": "get_evidence", "runtime_data": base64.b64encode(runtime_data).decode("ascii")}
-    )
-    tee, evidence = answer.get("tee"), answer.get("evidence")
-    if not isinstance(tee, str) or not isinstance(evidence, str):
-        raise AaError("illegal evidence format", connect=False)
-    return tee, evidence
+    answer = _call(sock_path, "GetEvidence", _ttrpc.field_bytes(1, runtime_data))
+    evidence = _ttrpc.first_bytes(_ttrpc.parse(answer), 1)
+    try:
+        text = evidence.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AaError("illegal evidence format", connect=False) from exc
+    return get_tee_type(sock_path), text
+
+
+# --- the server side (the attestation-agent stand-in) ------------------------------------------------------------------
+
+Handler = Callable[[str, bytes], _ttrpc.Response]
+
+
+def serve_connection(conn: socket.socket, handle: Handler) -> None:
+    """Answer ttrpc requests on ``conn`` until the peer closes; ``handle(method, request payload)`` → response."""
+    with conn:
+        conn.settimeout(60)
+        while True:
+            try:
+                stream, kind, data = _ttrpc.read_frame(conn)
+            except (EOFError, OSError, _ttrpc.ProtocolError):
+                return
+            if kind != _ttrpc.TYPE_REQUEST:
+                continue
+            try:
+                request = _ttrpc.Request.decode(data)
+            except _ttrpc.ProtocolError as exc:
+                response = _ttrpc.Response(_ttrpc.INVALID_ARGUMENT, f"bad request: {exc}")
+            else:
+                if request.service != SERVICE:
+                    response = _ttrpc.Response(_ttrpc.NOT_FOUND, f"{request.service} service does not exist")
+                else:
+                    response = handle(request.method, request.payload)
+            try:
+                _ttrpc.write_frame(conn, stream, _ttrpc.TYPE_RESPONSE, response.encode())
+            except OSError:
+                return

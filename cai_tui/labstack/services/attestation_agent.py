@@ -1,4 +1,4 @@
-"""attestation-agent stand-in: evidence for the other services over a unix socket.
+"""attestation-agent stand-in: evidence for the other services (and the real tng) over ttrpc on a unix socket.
 
 TEE detection as guest-components' ``attester::detect_tee_type``: a TDX guest has ``/dev/tdx_guest`` or the
 configfs-tsm report interface; the lab cannot produce TDX quotes, so on such a machine it says so and exits.
@@ -19,9 +19,9 @@ import socket
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-from . import _env
+from . import _env, _ttrpc
+from ._aa_socket import Handler, serve_connection
 from ._log import anyhow_debug, emit, tracing_line
 
 TDX_GUEST_DEVICE = "/dev/tdx_guest"
@@ -37,7 +37,6 @@ NO_TEE_WARNING = """No TEE platform detected. Sample Attester will be used.
 
          Attestation will continue using the fallback sample attester."""
 VERSION = "v1.0.0 (cai-tui lab stand-in)"
-MAX_REQUEST = 1 << 20
 
 
 def detect_tee() -> str:
@@ -53,47 +52,26 @@ def sample_evidence(report_data: bytes) -> str:
     return json.dumps({"svn": "1", "report_data": base64.b64encode(report_data).decode("ascii")})
 
 
-def _answer(request: Any, tee: str) -> dict[str, Any]:
-    if not isinstance(request, dict):
-        return {"error": "bad request"}
-    method = request.get("method")
-    if method == "get_tee_type":
-        return {"tee": tee}
-    if method == "get_evidence":
-        try:
-            runtime_data = base64.b64decode(str(request.get("runtime_data", "")), validate=True)
-        except ValueError as exc:
-            return {"error": f"bad runtime_data: {exc}"}
-        emit(
-            tracing_line(
-                "INFO", "attestation_agent", f"get evidence: tee={tee}, runtime data {len(runtime_data)} bytes"
+def _handle(tee: str) -> Handler:
+    def handle(method: str, payload: bytes) -> _ttrpc.Response:
+        if method == "GetTeeType":
+            return _ttrpc.Response(payload=_ttrpc.field_bytes(1, tee.encode()))
+        if method == "GetEvidence":
+            try:
+                runtime_data = _ttrpc.first_bytes(_ttrpc.parse(payload), 1)
+            except _ttrpc.ProtocolError as exc:
+                return _ttrpc.Response(_ttrpc.INVALID_ARGUMENT, f"bad GetEvidenceRequest: {exc}")
+            emit(
+                tracing_line(
+                    "INFO", "attestation_agent", f"get evidence: tee={tee}, runtime data {len(runtime_data)} bytes"
+                )
             )
-        )
-        return {"tee": tee, "evidence": sample_evidence(runtime_data)}
-    return {"error": f"unknown method {method!r}"}
+            return _ttrpc.Response(payload=_ttrpc.field_bytes(1, sample_evidence(runtime_data).encode()))
+        if method == "GetAdditionalEvidence":
+            return _ttrpc.Response()  # no additional devices: an empty Evidence
+        return _ttrpc.Response(_ttrpc.UNIMPLEMENTED, f"{method} method does not exist")
 
-
-def _serve_conn(conn: socket.socket, tee: str) -> None:
-    with conn:
-        conn.settimeout(30)
-        buf = b""
-        try:
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-                if len(buf) > MAX_REQUEST:
-                    return
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    try:
-                        request = json.loads(line)
-                    except ValueError:
-                        request = None
-                    conn.sendall((json.dumps(_answer(request, tee)) + "\n").encode("utf-8"))
-        except OSError:
-            return
+    return handle
 
 
 def main(argv: list[str]) -> int:
@@ -171,7 +149,7 @@ def main(argv: list[str]) -> int:
             continue
         except OSError:
             break
-        threading.Thread(target=_serve_conn, args=(conn, tee), daemon=True).start()
+        threading.Thread(target=serve_connection, args=(conn, _handle(tee)), daemon=True).start()
     server.close()
     try:
         sock_path.unlink()

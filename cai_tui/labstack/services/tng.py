@@ -1,172 +1,75 @@
-"""tng stand-in: the server-side Trusted Network Gateway in the passport model.
+"""tng service: the real ``tng`` binary (tng-sdk wheel) as the server-side Trusted Network Gateway.
 
-It builds its config from cai.env as CAI would (an egress that captures MODEL_SERVICE_PORT through netfilter, with
-``attest`` = the AA socket, the Trustee's AS at ``${TRUSTEE_URL}/as/`` and ``policy_ids = [TRUSTEE_POLICY]``) and
-loads it the way TNG does (serde: a port that is not a u16 fails with ``Failed to load config`` and serde's own
-message), then gets a passport: ``POST {as}/challenge``, evidence from the attestation agent, ``POST
-{as}/attestation`` (rats-cert's restful converter, api 1.6.0). Errors are TNG's (rats-cert ``errors.rs``) with the
-real HTTP status and body or the real connection error, printed as TNG prints a fatal error
-(``tracing::error!(?error)``, exit 1). TNG logs on stdout. On success it writes ``/run/tng.ready`` and stays up; it
-does not bind MODEL_SERVICE_PORT (netfilter mode redirects it, the inference server owns the port).
+It builds its config from cai.env — an egress with ``attest`` = the AA socket (background check, the model the
+documented client config verifies; ``CAI_LAB_TNG_MODEL=passport`` adds the Trustee's AS at ``${TRUSTEE_URL}/as/`` and
+``policy_ids = [TRUSTEE_POLICY]`` for a passport) — and runs ``tng launch --config-content`` with it. Where
+CAI captures MODEL_SERVICE_PORT with a ``netfilter`` egress, the lab uses a ``mapping`` egress from
+127.0.0.1:CAI_LAB_TNG_PORT (required; the lab override sets it) to 127.0.0.1:MODEL_SERVICE_PORT — netfilter would
+change the firewall of the machine the lab runs on (:data:`cai_tui.labstack.not_real.TNG_NOT_REAL`). Ports go into
+the JSON as numbers when they look like one, else as strings, so the binary's own parser reports a bad value.
+
+tng's output is passed through to stdout unchanged (the container log is tng's log). When tng says its services are
+ready (in passport mode: after it got its passport from the AS), ``/run/tng.ready`` is written for the healthcheck; SIGTERM is passed on
+and the exit code is tng's.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
+import os
 import re
+import shutil
+import signal
+import subprocess
 import sys
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
-import httpx
-
-from . import _env, _rust_http
-from ._aa_socket import AaError, check_connect, get_evidence, get_tee_type
-from ._lifecycle import stay_up
-from ._log import add_secret, anyhow_debug, emit, tracing_line
+from . import _env
+from ._log import emit, tracing_line
 
 SERVICE = "tng"
-VERSION = "1.0.3"
+READY_MARK = "All services are ready"
+BINARY_ENV = "CAI_LAB_TNG_BINARY"
+PORT_ENV = "CAI_LAB_TNG_PORT"
+MODEL_ENV = "CAI_LAB_TNG_MODEL"  # background_check (default) or passport
+IMAGE_BINARY = "/usr/bin/tng"
 
 
-class TngFailure(Exception):
-    def __init__(self, chain: list[str]) -> None:
-        super().__init__(chain[0])
-        self.chain = chain
+def _number_or_string(value: str) -> Any:
+    return int(value) if re.fullmatch(r"-?\d+", value) else value
 
 
-def log(level: str, message: str) -> None:
-    emit(tracing_line(level, "tng", message), sys.stdout)
+def config(
+    port: str, aa_sock: str, as_addr: str, policy: str, mapping_port: str, model: str = "background_check"
+) -> dict[str, Any]:
+    """The server egress: the lab's mapping from 127.0.0.1:``mapping_port`` to MODEL_SERVICE_PORT, attested.
+
+    ``background_check`` (TNG's default): the client gets this TEE's evidence in the handshake and has the AS verify
+    it — what the documented client config (``verify`` without ``model``) expects. ``passport``: this side gets a
+    token from the AS first and the client only checks the token (the client needs ``"model": "passport"``)."""
+    attest: dict[str, Any] = {"aa_addr": f"unix://{aa_sock}"}
+    if model == "passport":
+        attest = {"model": "passport", **attest, "as_addr": as_addr, "policy_ids": [policy]}
+    mapping = {
+        "in": {"host": "127.0.0.1", "port": _number_or_string(mapping_port)},
+        "out": {"host": "127.0.0.1", "port": _number_or_string(port)},
+    }
+    return {"add_egress": [{"mapping": mapping, "attest": attest}]}
 
 
-def config_text(port: str, aa_sock: str, as_addr: str, policy: str) -> str:
-    """The config CAI generates; the port goes in as a number when it looks like one, else as a string."""
-    port_json = port if re.fullmatch(r"-?\d+", port) else json.dumps(port)
-    return (
-        '{"add_egress":[{"netfilter":{"capture_dst":{"port":' + port_json + '}},'
-        '"attest":{"model":"passport","aa_addr":' + json.dumps(f"unix://{aa_sock}") + ","
-        '"as_addr":' + json.dumps(as_addr) + ',"policy_ids":' + json.dumps([policy]) + "}}]}"
-    )  # fmt: skip
-
-
-def load_config(text: str) -> dict[str, Any]:
-    """Parse as serde would for ``port: u16``; serde's message (with line and column) on failure."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TngFailure(["Failed to load config", f"{exc.msg} at line {exc.lineno} column {exc.colno}"]) from exc
-    port = doc["add_egress"][0]["netfilter"]["capture_dst"]["port"]
-    m = re.search(r'"port":(-?\d+|"(?:[^"\\]|\\.)*")', text)
-    column = m.end() if m else len(text)
-    if isinstance(port, str):
-        raise TngFailure(
-            [
-                "Failed to load config",
-                f"invalid type: string {json.dumps(port)}, expected u16 at line 1 column {column}",
-            ]
-        )
-    if not isinstance(port, int) or not 0 <= port <= 65535:
-        raise TngFailure(
-            ["Failed to load config", f"invalid value: integer `{port}`, expected u16 at line 1 column {column}"]
-        )
-    return dict(doc)
-
-
-def passport(as_addr: str, policy: str, timeout: float) -> str:
-    """A token from the AS for this TEE's evidence (rats-cert CocoRestfulConverter)."""
-    base = as_addr.rstrip("/")
-    sock = _env.aa_socket()
-    try:
-        check_connect(sock)
-    except AaError as exc:
-        raise TngFailure(["Failed to connect to Attestation Agent ttrpc endpoint", str(exc)]) from exc
-    with httpx.Client(
-        timeout=timeout, transport=httpx.HTTPTransport(retries=0), headers={"User-Agent": f"rats-rs/{VERSION}"}
-    ) as http:
-        url = f"{base}/challenge"
-        if _rust_http.url_problem(url):
-            raise TngFailure(
-                [
-                    "Failed to send /challenge HTTP request to AS (api_version: V1_6_0)",
-                    *_rust_http.display_chain(url, ValueError(url)),
-                ]
-            )
-        try:
-            resp = http.post(url, json={})
-        except httpx.HTTPError as exc:
-            raise TngFailure(
-                [
-                    "Failed to send /challenge HTTP request to AS (api_version: V1_6_0)",
-                    *_rust_http.display_chain(url, exc),
-                ]
-            ) from exc
-        if resp.status_code != 200:
-            raise TngFailure(
-                [
-                    f"Attestation service /challenge returned HTTP error (api_version: V1_6_0): status={resp.status_code}, response={resp.text}"
-                ]
-            )
-        try:
-            nonce = resp.json()["extra-params"]["jwt"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise TngFailure(["Failed to parse challenge response", str(exc)]) from exc
-        runtime = {"challenge_token": nonce}
-        runtime_text = json.dumps(runtime, separators=(",", ":"))
-        try:
-            tee = get_tee_type(sock)
-        except AaError as exc:
-            raise TngFailure(["Failed to get TEE type from Attestation Agent", str(exc)]) from exc
-        try:
-            tee, evidence = get_evidence(sock, hashlib.sha384(runtime_text.encode()).digest())
-        except AaError as exc:
-            raise TngFailure(["Failed to get evidence from Attestation Agent", str(exc)]) from exc
-        body = {
-            "verification_requests": [
-                {
-                    "tee": tee,
-                    "evidence": base64.urlsafe_b64encode(evidence.encode()).decode().rstrip("="),
-                    "runtime_data": {"structured": runtime},
-                    "init_data": None,
-                    "runtime_data_hash_algorithm": "sha384",
-                }
-            ],
-            "policy_ids": [policy],
-        }
-        url = f"{base}/attestation"
-        try:
-            resp = http.post(url, json=body)
-        except httpx.HTTPError as exc:
-            raise TngFailure(
-                [
-                    "Failed to send /attestation HTTP request to AS (api_version: V1_6_0)",
-                    *_rust_http.display_chain(url, exc),
-                ]
-            ) from exc
-        if resp.status_code != 200:
-            raise TngFailure(
-                [
-                    f"Attestation service /attestation returned HTTP error (api_version: V1_6_0): status={resp.status_code}, response={resp.text}"
-                ]
-            )
-        token = resp.text.strip()
-    if token.count(".") != 2:
-        raise TngFailure(["Failed to parse CoCo AS token", "not a JWT"])
-    _check_ear(token)
-    return token
-
-
-def _check_ear(token: str) -> None:
-    """A passport whose EAR status is not affirming would be refused by every verifier: TNG says so up front."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        status = claims["submods"]["cpu0"]["ear.status"]
-    except (ValueError, KeyError, TypeError, IndexError):
-        return
-    if status != "affirming":
-        pid = claims["submods"]["cpu0"].get("ear.appraisal-policy-id", "?")
-        raise TngFailure([f"EAR status is not affirming: got {status} for {pid}"])
+def find_binary() -> str | None:
+    """``$CAI_LAB_TNG_BINARY``, the image's /usr/bin/tng, ``tng`` on PATH, or the one beside this interpreter."""
+    for candidate in (
+        os.environ.get(BINARY_ENV),
+        IMAGE_BINARY,
+        shutil.which("tng"),
+        str(Path(sys.executable).with_name("tng")),
+    ):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def main(argv: list[str]) -> int:
@@ -176,24 +79,55 @@ def main(argv: list[str]) -> int:
         policy = _env.optional("TRUSTEE_POLICY") or "default"
     except _env.EnvProblem as exc:
         return _env.report(exc)
-    log("INFO", f"Welcome to TNG (Trusted Network Gateway) version: {VERSION}")
-    as_addr = trustee.rstrip("/") + "/as/"
-    text = config_text(port, str(_env.aa_socket()), as_addr, policy)
-    try:
-        config = load_config(text)
-        log("INFO", "Starting tng instance now")
-        egress = config["add_egress"][0]
-        log(
-            "INFO",
-            f"Add egress: netfilter capture_dst port {egress['netfilter']['capture_dst']['port']}, attest (passport) as_addr {as_addr}",
+    mapping_port = _env.optional(PORT_ENV)
+    if not mapping_port:
+        emit(
+            f"{SERVICE}: environment variable {PORT_ENV} is not set; the lab's tng listens on that loopback port (a "
+            "mapping egress, where CAI uses netfilter): the lab's compose override sets it, so start the stack with "
+            "docker-compose.lab.yml"
         )
-        token = passport(as_addr, policy, _env.env_float("CAI_LAB_HTTP_TIMEOUT", 3.0))
-    except TngFailure as exc:
-        emit(tracing_line("ERROR", "tng", "error=" + anyhow_debug(exc.chain)), sys.stdout)
+        return _env.ENV_EXIT
+    binary = find_binary()
+    if binary is None:
+        emit(
+            tracing_line(
+                "ERROR",
+                "tng",
+                f"the tng binary was not found ({BINARY_ENV}, {IMAGE_BINARY}, PATH): install the tng-sdk wheel "
+                "(pip install 'cai-tui[tng]') and rebuild the labstack image",
+            ),
+            sys.stdout,
+        )
         return 1
-    add_secret(token)
+    as_addr = trustee.rstrip("/") + "/as/"
+    text = json.dumps(
+        config(
+            port, str(_env.aa_socket()), as_addr, policy, mapping_port, _env.optional(MODEL_ENV) or "background_check"
+        ),
+        separators=(",", ":"),
+    )
     ready = _env.run_dir() / "tng.ready"
-    _env.write_atomic(ready, b"ready\n", 0o644)
-    log("INFO", "Got attestation token (passport) from the attestation service; egress ready")
-    log("INFO", "TNG is ready now")
-    return stay_up()
+    ready.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [binary, "launch", "--config-content", text],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    assert proc.stdout is not None
+    out = sys.stdout.buffer
+    for line in proc.stdout:
+        out.write(line)
+        out.flush()
+        if READY_MARK.encode() in line and not ready.exists():
+            _env.write_atomic(ready, b"ready\n", 0o644)
+    rc = proc.wait()
+    ready.unlink(missing_ok=True)
+    return rc
