@@ -80,3 +80,59 @@ def stop() -> None:
         typer.echo("no TNG client started by cai-tui runs (nothing to stop)")
         raise typer.Exit(0)
     typer.echo(f"stopped the TNG client (pid {info.pid}, proxy {info.host}:{info.port})")
+
+
+@tng_app.command("validate")
+def validate(
+    file: str = typer.Argument(..., help="A TNG configuration (JSON), as `tng launch --config-file` reads it."),
+    tng_version: str = typer.Option(
+        None, "--tng-version", help="The TNG release to judge for (default: the installed tng's, else 2.8.0)."
+    ),
+    judge: str = typer.Option(
+        "auto", "--judge", help="auto: the tng binary when it is that release, else the models; binary; models."
+    ),
+) -> None:
+    """Say whether TNG accepts a configuration: exit 0 valid, 2 invalid (each problem with its JSON path and fix)."""
+    import json
+    from pathlib import Path
+
+    from ..render.base import RenderError
+    from ..tng.judge import judge as judge_config
+
+    if judge not in ("auto", "binary", "models"):
+        raise _err(f"tng validate: --judge {judge!r}: use auto, binary or models", 2)
+    path = Path(file)
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise _err(f"tng validate: {file}: no such file", 2) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise _err(f"tng validate: {file}: cannot read it ({getattr(e, 'strerror', None) or e})", 2) from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _err(
+            f"tng validate: {file}:{e.lineno}:{e.colno}: not JSON ({e.msg}); TNG reads a JSON document", 2
+        ) from None
+    try:
+        verdict = judge_config(config, tng_version, use_binary=judge != "models")
+    except RenderError as e:
+        raise _err(f"tng validate: {e}", 2) from None
+    except OSError as e:
+        raise _err(f"tng validate: the tng binary could not run: {e}", 1) from None
+    if judge == "binary" and verdict.judge != "binary":
+        for note in verdict.notes:
+            typer.echo(f"  {note}", err=True)
+        raise _err(f"tng validate: the tng binary cannot judge TNG {verdict.version} here (see above)", 1)
+    if verdict.valid:
+        typer.echo(f"{file}: valid for TNG {verdict.version} (judged by {verdict.judged_by})")
+        for note in verdict.notes:
+            typer.echo(f"  note: {note}")
+        raise typer.Exit(0)
+    typer.echo(f"{file}: invalid for TNG {verdict.version} (judged by {verdict.judged_by})", err=True)
+    for p in verdict.problems:
+        where = p.path or "(the document)"
+        typer.echo(f"  {where}: {p.message}" + (f"\n    fix: {p.fix}" if p.fix else ""), err=True)
+    for note in verdict.notes:
+        typer.echo(f"  note: {note}", err=True)
+    raise typer.Exit(2)
