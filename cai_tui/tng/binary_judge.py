@@ -82,7 +82,7 @@ def sandbox() -> tuple[str, ...] | None:
     prefixes: list[tuple[str, ...]] = []
     if os.geteuid() == 0:
         prefixes.append((unshare, "--net"))
-    prefixes.append((unshare, "--user", "--map-root-user", "--net"))
+    prefixes.append((unshare, *USER_NS))
     for prefix in prefixes:
         try:
             ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=10, check=False).returncode == 0
@@ -152,14 +152,19 @@ def _stand_ins(config: Any, where: Path) -> Any:
     return out
 
 
-def run_once(binary: str, config: Any, *, timeout: float = RUN_TIMEOUT_S) -> BinaryRun:
-    """Launch ``binary`` on ``config`` in a fresh network namespace; stop it as soon as its verdict shows."""
+USER_NS = ("--user", "--map-root-user", "--net")  # what a user other than root gets
+
+
+def run_once(
+    binary: str, config: Any, *, timeout: float = RUN_TIMEOUT_S, prefix: tuple[str, ...] | None = None
+) -> BinaryRun:
+    """Launch ``binary`` on ``config`` in a fresh network namespace (``prefix``: the command that makes it, default
+    :func:`sandbox`'s); stop it as soon as its verdict shows."""
     with tempfile.TemporaryDirectory(prefix="tng-judge-") as tmp:
-        return _run_once(binary, _stand_ins(config, Path(tmp)), timeout=timeout)
+        return _run_once(binary, _stand_ins(config, Path(tmp)), timeout=timeout, prefix=prefix or sandbox())
 
 
-def _run_once(binary: str, config: Any, *, timeout: float) -> BinaryRun:
-    prefix = sandbox()
+def _run_once(binary: str, config: Any, *, timeout: float, prefix: tuple[str, ...] | None) -> BinaryRun:
     if prefix is None:
         raise OSError("no network namespace can be made here (unshare --net needs root or user namespaces)")
     text = config if isinstance(config, str) else json.dumps(config, separators=(",", ":"))

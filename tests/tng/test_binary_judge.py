@@ -153,3 +153,20 @@ def test_error_chain_drops_the_backtrace() -> None:
         "   0: <unknown>",
     ]
     assert _error_chain(log) == "Invalid parameter: AA address must start with unix:///"
+
+
+def test_a_user_namespace_judges_alike(binary: str) -> None:
+    """What a user other than root gets (unshare --user --map-root-user --net): the same verdicts."""
+    import shutil
+
+    from cai_tui.tng.binary_judge import USER_NS
+
+    prefix = (str(shutil.which("unshare")), *USER_NS)
+    parse = run_once(binary, {"add_ingress": [{"mapping": MAP, "verfy": VERIFY}]}, prefix=prefix)
+    ready = run_once(binary, {"add_ingress": [{"mapping": MAP, "no_ra": True}]}, prefix=prefix)
+    runtime = run_once(binary, {"add_ingress": [{"mapping": MAP, "verify": VERIFY}]}, prefix=prefix)
+    assert [(r.outcome, r.stage) for r in (parse, ready, runtime)] == [
+        ("refused", "parse"),
+        ("accepted", "ready"),
+        ("accepted", "runtime"),
+    ], (parse.message, ready.message, runtime.message)
