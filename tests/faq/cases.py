@@ -164,6 +164,7 @@ EXAMPLES: dict[str, list[str]] = {
         "ERROR tng: Failed to connect to Attestation Agent ttrpc endpoint",
         "Failed to get evidence from Attestation Agent",
         "connect unix:///run/confidential-containers/attestation-agent/attestation-agent.sock: No such file or directory",
+        'AA socket file "/run/confidential-containers/attestation-agent/attestation-agent.sock" not found',
     ],
     "aa-unreachable": [
         "Attestation Agent token provider error: ttrpc connect failed Nix(ENOENT)",

@@ -180,13 +180,13 @@ FAULTS: list[Fault] = [
     Fault(
         "trustee-backend-down",
         "lab switch gateway-backend-down (the gateway answers, KBS/AS behind it do not)",
-        {CDH: "trustee-backend-down", TNG: "trustee-backend-down"},
+        {CDH: "trustee-backend-down"},  # tng (background check) does not call Trustee; its client does
         ("gateway-backend-down",),
     ),
     Fault(
         "env-trustee-dead-port",
         "cai.env TRUSTEE_URL points at a closed port",
-        {CDH: "trustee-unreachable", TNG: "trustee-unreachable"},
+        {CDH: "trustee-unreachable"},
         env={"TRUSTEE_URL": "http://127.0.0.1:{CLOSED}/trustee/"},
     ),
     Fault(
@@ -217,9 +217,10 @@ FAULTS: list[Fault] = [
     ),
     Fault(
         "env-trustee-policy-unknown",
-        "cai.env TRUSTEE_POLICY names a policy Trustee does not have",
+        "cai.env TRUSTEE_POLICY names a policy Trustee does not have (tng in the passport model, which asks the AS)",
         {TNG: "tng-attestation-rejected"},
         env={"TRUSTEE_POLICY": "no-such-policy"},
+        service_env={TNG: {"CAI_LAB_TNG_MODEL": "passport"}},
     ),
     Fault(
         "env-service-port-invalid",

@@ -213,3 +213,35 @@ def test_passport_model_gets_its_token_from_the_lab_as(chain: Chain, tmp_path: P
     assert rc != 0, out
     assert "ERROR tng: error=" in out and "Attestation service /attestation returned HTTP error" in out, out
     assert "policy no-such-policy not found" in out, out
+
+
+@pytest.mark.slow
+def test_in_the_lab_image_the_tng_service_is_the_real_binary(
+    stack_bed_factory: Any, lab: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compose stack from the labstack image: the tng container runs /usr/bin/tng (its version line in the
+    container log) and a request through `cai-tui tng launch`'s real client reaches the stack's inference."""
+    from cai_tui.actions import tng_client
+    from cai_tui.recipe import load_recipe
+
+    binary = _binary()
+    monkeypatch.setenv("CAI_TUI_HOME", str(tmp_path / "home"))
+    egress = _free_port()
+    bed = stack_bed_factory(service_env={"tng": {"CAI_LAB_TNG_PORT": str(egress)}})
+    up = bed.up(timeout=90)
+    assert up.ok, up.text + "".join(f"\n--- {s}\n{bed.logs(s)[-3000:]}" for s in ("tng", "attestation-agent"))
+    log = bed.logs("tng")
+    assert "Welcome to the Trusted Network Gateway!" in log and f"version: v{TNG_VERSION}" in log, log[-3000:]
+    recipe = load_recipe(bed.recipe_file).recipe
+    recipe.answers.tng.proxy_port = _free_port()
+    info, _version = tng_client.launch(recipe, binary)
+    try:
+        model = recipe.answers.service.mount_point.rstrip("/")
+        url = f"http://127.0.0.1:{egress}/v1/completions"
+        res = _through(f"http://{info.host}:{info.port}", url, {"model": model, "prompt": PROMPT, "max_tokens": 8})
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["choices"][0]["text"], res.stdout
+        assert "attested=true" in Path(info.log).read_text("utf-8", "replace")
+        assert "get evidence: tee=sample" in bed.logs("attestation-agent")
+    finally:
+        tng_client.stop()
