@@ -71,6 +71,7 @@ class BinaryRun:
     stage: Literal["parse", "check", "runtime", "ready", "running"]
     message: str  # tng's own error chain, "" when none
     log: list[str] = field(default_factory=list)
+    path: str = ""  # the JSON path a parse error points at (serde's line, in the one-key-a-line text tng was given)
 
 
 @functools.lru_cache(maxsize=1)
@@ -91,6 +92,43 @@ def sandbox() -> tuple[str, ...] | None:
         if ok:
             return prefix
     return None
+
+
+def pretty_with_paths(value: Any) -> tuple[str, list[str]]:
+    """``value`` as JSON with one key or item a line, and the JSON path each line holds (serde names a line)."""
+    lines: list[str] = []
+    paths: list[str] = []
+
+    def emit(text: str, path: str) -> None:
+        lines.append(text)
+        paths.append(path)
+
+    def walk(v: Any, path: str, indent: str, head: str, tail: str) -> None:
+        if isinstance(v, dict) and v:
+            emit(indent + head + "{", path)
+            items = list(v.items())
+            for n, (k, x) in enumerate(items):
+                sub = f"{path}.{k}" if path else str(k)
+                walk(x, sub, indent + "  ", json.dumps(str(k)) + ": ", "," if n < len(items) - 1 else "")
+            emit(indent + "}" + tail, path)
+        elif isinstance(v, list) and v:
+            emit(indent + head + "[", path)
+            for n, x in enumerate(v):
+                walk(x, f"{path}[{n}]", indent + "  ", "", "," if n < len(v) - 1 else "")
+            emit(indent + "]" + tail, path)
+        else:
+            emit(indent + head + json.dumps(v, ensure_ascii=False) + tail, path)
+
+    walk(value, "", "", "", "")
+    return "\n".join(lines), paths
+
+
+def path_of(message: str, paths: list[str]) -> str:
+    """The JSON path serde's "at line L column C" points at ("" when the message names no line)."""
+    m = re.search(r"at line (\d+) column \d+", message)
+    if not m or not 0 < int(m.group(1)) <= len(paths):
+        return ""
+    return paths[int(m.group(1)) - 1]
 
 
 def _error_chain(lines: list[str]) -> str:
@@ -167,7 +205,7 @@ def run_once(
 def _run_once(binary: str, config: Any, *, timeout: float, prefix: tuple[str, ...] | None) -> BinaryRun:
     if prefix is None:
         raise OSError("no network namespace can be made here (unshare --net needs root or user namespaces)")
-    text = config if isinstance(config, str) else json.dumps(config, separators=(",", ":"))
+    text, paths = (config, []) if isinstance(config, str) else pretty_with_paths(config)
     env = {**os.environ, "RUST_BACKTRACE": "0", "RUST_LIB_BACKTRACE": "0", "NO_COLOR": "1", "TNG_LOG_FORMAT": "text"}
     proc = subprocess.Popen(
         [*prefix, binary, "launch", "--config-content", text],
@@ -206,7 +244,7 @@ def _run_once(binary: str, config: Any, *, timeout: float, prefix: tuple[str, ..
         return BinaryRun("accepted", "ready", "", log)
     if chain:
         if not parsed or LOAD_FAILED in chain:
-            return BinaryRun("refused", "parse", chain.removeprefix(LOAD_FAILED + ": "), log)
+            return BinaryRun("refused", "parse", chain.removeprefix(LOAD_FAILED + ": "), log, path_of(chain, paths))
         if any(m.lower() in chain.lower() for m in MACHINE_ERRORS):
             return BinaryRun("accepted", "runtime", chain, log)
         return BinaryRun("refused", "check", chain.removeprefix("Invalid parameter: "), log)

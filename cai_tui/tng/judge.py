@@ -53,7 +53,7 @@ def judge(config: Any, version: str | None = None, *, use_binary: bool = True) -
                     notes.append("the models disagree (a defect of ours): " + "; ".join(p.line() for p in models_found))
                 return Verdict(True, "binary", want, by, [], notes)
             stage = "parse error" if run.stage == "parse" else "configuration check"
-            found = models_found or [Problem("", run.message, "change what tng names")]
+            found = models_found or [Problem(run.path, run.message, "change what tng names there")]
             notes.insert(0, f"tng refused it ({stage}): {run.message}")
             return Verdict(False, "binary", want, by, found, notes)
     elif binary and bin_version:

@@ -33,6 +33,11 @@ def test_parse_error_is_a_refusal_at_parse(binary: str) -> None:
     run = run_once(binary, {"add_ingress": [{"mapping": MAP, "verfy": VERIFY}]})
     assert (run.outcome, run.stage) == ("refused", "parse")
     assert run.message.startswith("unknown field `verfy`") and "Stack backtrace" not in run.message
+    # tng is given one key a line, so serde's "at line L" names a JSON path: the object holding the unknown key
+    assert run.path == "add_ingress[0]"
+    # (an entry is read through serde(flatten), which names its end; elsewhere the line is the value's own)
+    deep = run_once(binary, {"admin_bind": {"host": "0.0.0.0", "port": "80"}})
+    assert (deep.outcome, deep.stage, deep.path) == ("refused", "parse", "admin_bind.port"), deep
 
 
 def test_rule_error_is_a_refusal_at_check(binary: str) -> None:
