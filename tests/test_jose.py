@@ -189,7 +189,10 @@ def test_jwe_accepts_a_jwk_recipient_with_alg() -> None:
     assert json.loads(b64url_decode(jwe["protected"]))["alg"] == "RSA-OAEP-256"
     assert jwe_decrypt(jwe, RSA_KEY) == b"x"
     with pytest.raises(JoseError, match="not supported"):
-        jwe_encrypt(b"x", {**jwk, "alg": "RSA1_5"})
+        jwe_encrypt(b"x", {**jwk, "alg": "RSA-OAEP-384"})
+    rsa1_5 = jwe_encrypt(b"x", {**jwk, "alg": "RSA1_5"})
+    assert json.loads(b64url_decode(rsa1_5["protected"])) == {"alg": "RSA1_5", "enc": "A256GCM"}
+    assert jwe_decrypt(rsa1_5, RSA_KEY) == b"x"
 
 
 @pytest.mark.parametrize("field", ["protected", "encrypted_key", "iv", "ciphertext", "tag"])

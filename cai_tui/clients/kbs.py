@@ -5,7 +5,8 @@ It speaks what ``kbs-client`` and the guest-components ``kbs_protocol`` speak:
 - ``POST {base}/kbs/v0/auth`` → nonce + ``kbs-session-id`` cookie; a protocol-version mismatch is recognised from the
   server's detail ``KBS Client Protocol Version Mismatch: expect =X while the request is Y`` and reported as
   :class:`KbsProtocolMismatch` carrying the version the server wants;
-- ``POST {base}/kbs/v0/attest`` with *sample* evidence and an ephemeral TEE key (EC P-256 by default, RSA on request);
+- ``POST {base}/kbs/v0/attest`` with *sample* evidence and an ephemeral TEE key of the type the server's protocol
+  version can encrypt to (:func:`tee_key_spec`, the one place that chooses; see the table below);
   the body has the shape of the protocol version in use (:func:`attest_body`): from 0.4.0 ``runtime-data`` +
   ``tee-evidence {primary_evidence, additional_evidence}``, before it a top-level ``tee-pubkey`` (and, at 0.1.0, the
   evidence as a JSON string). The evidence binds what the KBS hands its attestation service
@@ -20,6 +21,27 @@ version the server demands, the client retries once with it and records both (:a
 :attr:`KbsClient.negotiated_from`).
 
 ``base_url`` may carry a path prefix (``http://alb/<release>``, the seed's ``TRUSTEE_URL``).
+
+Which ``tee-pubkey`` each KBS accepts (read from the release tags of confidential-containers/trustee and
+openanolis/trustee: ``VERSION_REQ`` in kbs/src/attestation/backend.rs, the ``jwe`` function of kbs/src/jwe.rs or,
+earlier, kbs/src/{api/src/,}http/resource.rs, and the ``TeePubKey``/``Response`` of the kbs-types each release
+locks)::
+
+    protocol  releases                                     TeePubKey (attest)        resource JWE alg            answer
+    0.1.0     trustee v0.8.2–v0.9.0; openanolis v1.0.0–    struct {kty, alg, n, e}:  RSA1_5 only ("algorithm is   legacy
+              v1.5.2 (the seed's chart)                    an EC key fails to        not RSA1_5 but …")
+                                                           deserialise (`n`)
+    0.1.1     trustee v0.10.0–v0.11.0                      enum RSA | EC             RSA1_5 only (v0.11: "Only    legacy
+                                                                                     RSA key is support …")
+    0.2.0     trustee v0.12.0–v0.13.0                      enum RSA | EC             RSA1_5, RSA-OAEP-256,        RFC 7516
+                                                                                     ECDH-ES+A256KW on P-256
+    0.4.0     trustee v0.14.0–v0.15.0; openanolis ≥ v1.6.0 enum RSA | EC             as 0.2.0                     RFC 7516
+    0.4.0     trustee ≥ v0.16.0 (HEAD)                     enum RSA | EC (| AKP)     as 0.2.0, and P-521          RFC 7516
+
+"legacy" is the kbs-types < 0.10 answer (protected header as JSON text, no AAD, the tag inside ``ciphertext``;
+:func:`cai_tui.crypto.jose.jwe_decrypt` reads both). So the version alone decides: before 0.2.0 the client sends an
+RSA key with ``alg: RSA1_5`` (the only one such a KBS encrypts to, whatever its flavour), from 0.2.0 an EC P-256
+key with ``ECDH-ES+A256KW`` (every release since accepts it, and it avoids the deprecated PKCS#1 v1.5 padding).
 """
 
 from __future__ import annotations
@@ -42,6 +64,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cai_tui.crypto.canonical_json import canonical_json
 from cai_tui.crypto.jose import (
     ALG_ECDH_ES_A256KW,
+    ALG_RSA1_5,
     ALG_RSA_OAEP_256,
     JoseError,
     b64url_encode,
@@ -296,6 +319,17 @@ def body_generation(version: str) -> Literal["0.1.0", "0.1.1", "0.4.0"]:
     return "0.1.0"
 
 
+TeeKeyType = Literal["EC", "RSA"]
+
+
+def tee_key_spec(version: str) -> tuple[TeeKeyType, str]:
+    """(key type, JWE ``alg``) of the ``tee-pubkey`` a KBS of protocol ``version`` can encrypt resources to (see the
+    module docstring's table): before 0.2.0 ``("RSA", "RSA1_5")``, from 0.2.0 ``("EC", "ECDH-ES+A256KW")``."""
+    if version_tuple(version) < (0, 2, 0):
+        return "RSA", ALG_RSA1_5
+    return "EC", ALG_ECDH_ES_A256KW
+
+
 def runtime_data_hash_algorithm(tee: str) -> str:
     """The hash the KBS asks its attestation service to bind runtime data with (SHA-512 for IBM SE, else SHA-384)."""
     return "sha512" if tee == "se" else "sha384"
@@ -519,14 +553,20 @@ class KbsClient:
             url=err.url,
         )
 
-    def new_tee_key(self, key_type: Literal["EC", "RSA"] = "EC") -> dict[str, str]:
-        """Generate the ephemeral TEE key pair; returns its public JWK (with ``alg``)."""
+    def new_tee_key(self, key_type: TeeKeyType | None = None, *, alg: str | None = None) -> dict[str, str]:
+        """Generate the ephemeral TEE key pair; returns its public JWK (with ``alg``).
+
+        Without ``key_type`` the key is what this client's protocol version needs (:func:`tee_key_spec`); an explicit
+        ``key_type`` gets that type's default ``alg`` (EC: ECDH-ES+A256KW, RSA: RSA-OAEP-256) unless ``alg`` says."""
+        if key_type is None:
+            key_type, default_alg = tee_key_spec(self.protocol_version)
+            alg = alg or default_alg
         if key_type == "EC":
             priv: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = ec.generate_private_key(ec.SECP256R1())
-            jwk = public_jwk(priv, alg=ALG_ECDH_ES_A256KW)
+            jwk = public_jwk(priv, alg=alg or ALG_ECDH_ES_A256KW)
         elif key_type == "RSA":
             priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            jwk = public_jwk(priv, alg=ALG_RSA_OAEP_256)
+            jwk = public_jwk(priv, alg=alg or ALG_RSA_OAEP_256)
         else:
             raise ValueError(f"unknown TEE key type {key_type!r} (EC or RSA)")
         self._tee_key = _TeeKey(priv, jwk)
@@ -540,18 +580,20 @@ class KbsClient:
         self,
         *,
         tee: str = "sample",
-        key_type: Literal["EC", "RSA"] = "EC",
+        key_type: TeeKeyType | None = None,
+        key_alg: str | None = None,
         init_data: dict[str, str] | None = None,
         negotiate: bool = True,
     ) -> str:
         """Attest with sample evidence and return the attestation token; the ephemeral TEE key stays on the client
         for :meth:`get_resource`. Uses the session of the last :meth:`auth` (whatever its tee) when it is not attested
         yet, else authenticates afresh as ``tee`` (an attested session would only hand back its old token, bound to
-        the old key), negotiating the protocol version unless ``negotiate`` is false."""
+        the old key), negotiating the protocol version unless ``negotiate`` is false. The key is the one the
+        (negotiated) version needs unless ``key_type``/``key_alg`` say otherwise (see :meth:`new_tee_key`)."""
         if self.nonce is None or self.token is not None:
             self.auth(tee=tee, extra_params="", negotiate=negotiate)
         assert self.nonce is not None
-        jwk = self.new_tee_key(key_type)
+        jwk = self.new_tee_key(key_type, alg=key_alg)
         runtime = bound_runtime_data(self.protocol_version, self.nonce, jwk)
         evidence = sample_evidence(runtime, runtime_data_hash_algorithm(self.tee or tee))
         body = attest_body(

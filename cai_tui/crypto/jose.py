@@ -3,9 +3,14 @@
 What the KBS protocol needs and nothing more:
 
 - base64url without padding, JWK export/import for EC (P-256/384/521), RSA and Ed25519 (OKP) keys;
-- flattened JWE with ``enc = A256GCM`` and ``alg`` in ``ECDH-ES+A256KW`` (Concat KDF, RFC 7518 §4.6) or
-  ``RSA-OAEP-256`` (``RSA-OAEP`` is decrypted too, for the RFC 7516 A.1 vector); the AAD is the ASCII of the
-  protected header's base64url text, exactly as Trustee's ``kbs_types::ProtectedHeader::generate_aad``;
+- flattened JWE with ``enc = A256GCM`` and ``alg`` in ``ECDH-ES+A256KW`` (Concat KDF, RFC 7518 §4.6),
+  ``RSA-OAEP-256`` (``RSA-OAEP`` is decrypted too, for the RFC 7516 A.1 vector) or the deprecated ``RSA1_5``
+  (RSAES-PKCS1-v1_5, RFC 7518 §4.2: the only one a KBS before protocol 0.2.0 encrypts to); the AAD is the ASCII of
+  the protected header's base64url text, exactly as Trustee's ``kbs_types::ProtectedHeader::generate_aad``;
+- the *legacy* KBS answer of kbs-types < 0.10 (Trustee ≤ v0.11, openanolis ≤ v1.5.2, protocol 0.1.x):
+  ``protected`` is the header's JSON text itself (not base64url), the content is sealed without AAD and the GCM
+  tag is appended to ``ciphertext`` (``tag`` is ``""``). :func:`jwe_decrypt` recognises it by its ``protected``
+  member; :func:`jwe_encrypt` writes it with ``legacy=True``;
 - compact JWS/JWT with ``EdDSA`` (Ed25519), ``ES256`` and ``RS256``.
 
 Every malformed input raises :class:`JoseError` (a ``ValueError``); nothing else escapes from parsing.
@@ -37,7 +42,9 @@ ENC_A256GCM = "A256GCM"
 ALG_ECDH_ES_A256KW = "ECDH-ES+A256KW"
 ALG_RSA_OAEP_256 = "RSA-OAEP-256"
 ALG_RSA_OAEP = "RSA-OAEP"
-JWE_ALGS = (ALG_ECDH_ES_A256KW, ALG_RSA_OAEP_256)
+ALG_RSA1_5 = "RSA1_5"
+JWE_ALGS = (ALG_ECDH_ES_A256KW, ALG_RSA_OAEP_256, ALG_RSA1_5)
+_CEK_BYTES = 32  # A256GCM
 JWS_ALGS = ("EdDSA", "ES256", "RS256")
 
 _CURVES: dict[str, tuple[type[ec.EllipticCurve], int]] = {
@@ -257,13 +264,14 @@ def _default_jwe_alg(key: PublicKey) -> str:
 
 
 def jwe_encrypt(
-    plaintext: bytes, recipient: PublicKey | Mapping[str, Any], *, alg: str | None = None
+    plaintext: bytes, recipient: PublicKey | Mapping[str, Any], *, alg: str | None = None, legacy: bool = False
 ) -> dict[str, str]:
     """Encrypt to a public key (or public JWK) as a flattened JWE with ``enc = A256GCM``.
 
     ``alg`` defaults from the key (JWK ``alg`` member, else EC → ECDH-ES+A256KW, RSA → RSA-OAEP-256). The protected
     header is serialised as Trustee does (``alg``, ``enc``, then ``epk`` with sorted members) so that clients which
-    recompute the AAD from a re-serialised header agree with the base64 text.
+    recompute the AAD from a re-serialised header agree with the base64 text. ``legacy=True`` writes the answer of
+    a KBS before kbs-types 0.10 (see the module docstring): header JSON as text, no AAD, the tag in ``ciphertext``.
     """
     if isinstance(recipient, Mapping):
         if alg is None and isinstance(recipient.get("alg"), str):
@@ -287,15 +295,24 @@ def jwe_encrypt(
             "enc": ENC_A256GCM,
             "epk": {"crv": epk["crv"], "kty": "EC", "x": epk["x"], "y": epk["y"]},
         }
-    elif alg in (ALG_RSA_OAEP_256, ALG_RSA_OAEP):
+    elif alg in (ALG_RSA_OAEP_256, ALG_RSA_OAEP, ALG_RSA1_5):
         if not isinstance(key, rsa.RSAPublicKey):
             raise JoseError(f"{alg} needs an RSA key")
-        encrypted_key = key.encrypt(cek, _oaep(alg))
+        encrypted_key = key.encrypt(cek, _rsa_padding(alg))
         header = {"alg": alg, "enc": ENC_A256GCM}
     else:
         raise JoseError(f"JWE algorithm {alg!r} is not supported")
-    protected = b64url_encode(compact_json(header).encode("utf-8"))
     iv = os.urandom(12)
+    if legacy:
+        sealed = AESGCM(cek).encrypt(iv, plaintext, None)
+        return {
+            "protected": compact_json(header),
+            "encrypted_key": b64url_encode(encrypted_key),
+            "iv": b64url_encode(iv),
+            "ciphertext": b64url_encode(sealed),
+            "tag": "",
+        }
+    protected = b64url_encode(compact_json(header).encode("utf-8"))
     sealed = AESGCM(cek).encrypt(iv, plaintext, protected.encode("ascii"))
     return {
         "protected": protected,
@@ -306,7 +323,9 @@ def jwe_encrypt(
     }
 
 
-def _oaep(alg: str) -> padding.OAEP:
+def _rsa_padding(alg: str) -> padding.AsymmetricPadding:
+    if alg == ALG_RSA1_5:
+        return padding.PKCS1v15()
     algo: hashes.HashAlgorithm = hashes.SHA256() if alg == ALG_RSA_OAEP_256 else hashes.SHA1()
     return padding.OAEP(mgf=padding.MGF1(algorithm=algo), algorithm=algo, label=None)
 
@@ -336,15 +355,43 @@ def _parse_jwe(jwe: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     raise JoseError(f"unsupported JWE value {type(jwe).__name__}")
 
 
+def _protected_header(protected: str) -> tuple[dict[str, Any], bytes, bool]:
+    """(header, AAD, legacy) of a ``protected`` member: base64url JSON (RFC 7516, AAD = its ASCII) or, in the
+    legacy KBS answer, the JSON text itself (sealed without AAD)."""
+    if protected.lstrip().startswith("{"):
+        try:
+            header = parse_json(protected)
+        except JoseError as exc:
+            raise JoseError(f"JWE protected header (legacy KBS JSON text) is {exc}") from None
+        if not isinstance(header, dict):
+            raise JoseError("JWE protected header is not a JSON object")
+        return header, b"", True
+    return _json_object_from_b64(protected, "JWE protected header"), protected.encode("ascii"), False
+
+
+def _rsa1_5_cek(private_key: rsa.RSAPrivateKey, encrypted_key: bytes) -> bytes:
+    """RSAES-PKCS1-v1_5 unwrap of the CEK with the countermeasure of RFC 7516 §11.5 / RFC 3218 §2.3.2: a padding
+    failure, or a key of the wrong length, yields a random CEK, so that every such JWE then fails at the same place
+    (the GCM tag) with the same message; OpenSSL ≥ 3.2 already answers bad padding with a pseudo-random key
+    (implicit rejection), which ends the same way."""
+    substitute = os.urandom(_CEK_BYTES)
+    try:
+        cek = private_key.decrypt(encrypted_key, padding.PKCS1v15())
+    except ValueError:
+        return substitute
+    return cek if len(cek) == _CEK_BYTES else substitute
+
+
 def jwe_decrypt(jwe: Mapping[str, Any] | str | bytes, private_key: PrivateKey) -> bytes:
-    """Decrypt a flattened-JSON (or compact) JWE with ``enc = A256GCM``; tampering raises :class:`JoseError`."""
+    """Decrypt a flattened-JSON (or compact) JWE with ``enc = A256GCM``, or the legacy KBS answer (see the module
+    docstring); anything malformed, tampered or for another key raises :class:`JoseError`."""
     obj = _parse_jwe(jwe)
     if "recipients" in obj:
         raise JoseError("general JWE JSON serialization (recipients) is not supported")
-    protected_b64 = obj.get("protected")
-    if not isinstance(protected_b64, str) or not protected_b64:
+    protected = obj.get("protected")
+    if not isinstance(protected, str) or not protected:
         raise JoseError("JWE has no protected header")
-    header = _json_object_from_b64(protected_b64, "JWE protected header")
+    header, aad, legacy = _protected_header(protected)
     for extra in ("header", "unprotected"):
         more = obj.get(extra)
         if more is None:
@@ -367,6 +414,13 @@ def jwe_decrypt(jwe: Mapping[str, Any] | str | bytes, private_key: PrivateKey) -
     tag = b64url_decode(_str_member(obj, "tag"))
     if len(iv) != 12:
         raise JoseError("A256GCM needs a 96-bit IV")
+    if legacy:
+        # kbs-types < 0.10: the tag travels at the end of the ciphertext and `tag` is empty.
+        if tag:
+            raise JoseError("legacy KBS JWE (protected header as JSON text) must have an empty tag")
+        if len(ciphertext) < 16:
+            raise JoseError("legacy KBS JWE ciphertext is shorter than the 128-bit A256GCM tag")
+        ciphertext, tag = ciphertext[:-16], ciphertext[-16:]
     if len(tag) != 16:
         raise JoseError("A256GCM needs a 128-bit tag")
     if alg == ALG_ECDH_ES_A256KW:
@@ -391,20 +445,28 @@ def jwe_decrypt(jwe: Mapping[str, Any] | str | bytes, private_key: PrivateKey) -
         if not isinstance(private_key, rsa.RSAPrivateKey):
             raise JoseError(f"{alg} needs an RSA private key")
         try:
-            cek = private_key.decrypt(encrypted_key, _oaep(alg))
+            cek = private_key.decrypt(encrypted_key, _rsa_padding(alg))
         except ValueError:
             raise JoseError("JWE key decryption failed (wrong key or tampered encrypted_key)") from None
+    elif alg == ALG_RSA1_5:
+        if not isinstance(private_key, rsa.RSAPrivateKey):
+            raise JoseError(f"{alg} needs an RSA private key")
+        if len(encrypted_key) != private_key.key_size // 8 + (1 if private_key.key_size % 8 else 0):
+            raise JoseError("RSA1_5 encrypted_key does not have the length of the RSA modulus")
+        cek = _rsa1_5_cek(private_key, encrypted_key)
     else:
         raise JoseError(f"JWE algorithm {alg!r} is not supported")
-    if len(cek) != 32:
+    if len(cek) != _CEK_BYTES:
         raise JoseError("A256GCM needs a 256-bit content encryption key")
-    aad = protected_b64.encode("ascii")
-    if isinstance(obj.get("aad"), str):
+    if not legacy and isinstance(obj.get("aad"), str):
+        b64url_decode(obj["aad"])  # only the base64url alphabet (ASCII) may follow
         aad += b"." + obj["aad"].encode("ascii")
     try:
-        return AESGCM(cek).decrypt(iv, ciphertext + tag, aad)
+        return AESGCM(cek).decrypt(iv, ciphertext + tag, aad or None)
     except InvalidTag:
-        raise JoseError("JWE authentication failed (tampered ciphertext, tag or header)") from None
+        raise JoseError(
+            "JWE authentication failed (wrong key, or tampered encrypted_key, ciphertext, tag or header)"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------- JWS / JWT

@@ -148,13 +148,13 @@ FAULTS: list[Fault] = [
     Fault(
         "trustee-down",
         "lab switch trustee-down (the Trustee port refuses connections)",
-        {CDH: "trustee-unreachable", TNG: "trustee-unreachable"},
+        {CDH: "trustee-unreachable"},  # tng (background check) does not call Trustee; its client does
         ("trustee-down",),
     ),
     Fault(
         "trustee-hang",
         "lab switch trustee-hang (accepts, never answers)",
-        {CDH: "trustee-unreachable", TNG: "trustee-unreachable"},
+        {CDH: "trustee-unreachable"},  # likewise
         ("trustee-hang",),
     ),
     Fault(

@@ -3,7 +3,9 @@
 Order of checks per request follows ``kbs/src/api_server.rs``: built-in endpoints (auth, attest, policies) first; then
 the ``resource`` plugin, where POST/DELETE are admin operations (Ed25519 bearer JWT) and GET needs an attestation
 token (the attested session of the cookie, else ``Authorization: Bearer``), then the resource policy, then the
-backend, then the JWE to the ``tee-pubkey`` of the token.
+backend, then the JWE to the ``tee-pubkey`` of the token — with the key types and answer shape of the configured
+protocol version (:mod:`cai_tui.lab.trustee.jwe`: before 0.2.0 only ``RSA1_5`` keys, and at 0.1.0 an EC key already
+fails to deserialise at attest, as upstream's struct ``TeePubKey`` does).
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from urllib.parse import unquote
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from cai_tui.crypto.jose import JoseError, b64url_decode, b64url_encode, jwe_encrypt, jwt_decode, parse_json
+from cai_tui.crypto.jose import JoseError, b64url_decode, b64url_encode, jwt_decode, parse_json
 from cai_tui.lab.faults import FaultSwitches
 from cai_tui.lab.trustee import errors as E
 from cai_tui.lab.trustee.attestation_service import KNOWN_TEES, AttestationService, EvidenceRejected
 from cai_tui.lab.trustee.errors import KbsFailure, Reply
+from cai_tui.lab.trustee.jwe import JweRefused, resource_jwe
 from cai_tui.lab.trustee.policy import evaluate_resource_policy, recognise_resource_policy
 from cai_tui.lab.trustee.settings import MAX_CLAIM_JSON, MAX_POLICY_BYTES, ServerLog, TrusteeSettings, json_size
 from cai_tui.lab.trustee.store import KmsBackend, LocalStore, ResourceBackendError, ResourceNotFound, valid_segment
@@ -350,8 +353,8 @@ class KbsService:
                 alibaba_status=400,
             )
         try:
-            jwe = jwe_encrypt(data, tee_pubkey)
-        except JoseError as exc:
+            jwe = resource_jwe(tee_pubkey, data, version=self.settings.protocol_version, flavour=self.settings.flavour)
+        except JweRefused as exc:
             raise E.jwe_error(f"JWE failed: {exc}") from None
         self.log.info("kbs", f"resource released: {repo}/{typ}/{tag}")
         return Reply.json(200, jwe)
@@ -398,8 +401,17 @@ def _resource_desc(path: list[str]) -> tuple[str, str, str]:
     return path[0], path[1], path[2]
 
 
-def _check_tee_pubkey(jwk: Any, where: str) -> None:
-    """The shape kbs_types::TeePubKey deserialises; the key itself is only used (and checked) at JWE time."""
+def _check_tee_pubkey(jwk: Any, where: str, generation: str) -> dict[str, Any]:
+    """The shape kbs_types::TeePubKey deserialises (the key itself is only used, and checked, at JWE time); returns
+    what the KBS carries on. Before 0.1.1 (kbs-types ≤ 0.6) it is a struct ``{kty, alg, n, e}`` of strings — an EC
+    key fails with ``missing field `n``` and unknown members are dropped; later an enum tagged by ``kty``."""
+    if generation == "0.1.0":
+        if not isinstance(jwk, dict):
+            raise _SerdeError(f"invalid type: {_type_name(jwk)}, expected struct TeePubKey {where}")
+        for name in ("kty", "alg", "n", "e"):
+            if len(_expect_str(_field(jwk, name, where), where)) > 4096:
+                raise _SerdeError(f"tee-pubkey: field `{name}` is too long")
+        return {name: jwk[name] for name in ("kty", "alg", "n", "e")}
     if not isinstance(jwk, dict):
         raise _SerdeError(f"invalid type: {_type_name(jwk)}, expected internally tagged enum TeePubKey {where}")
     kty = jwk.get("kty")
@@ -414,6 +426,7 @@ def _check_tee_pubkey(jwk: Any, where: str) -> None:
             raise _SerdeError(f"missing field `{name}` {where}")
         if len(_expect_str(value, where)) > 4096:
             raise _SerdeError(f"tee-pubkey: field `{name}` is too long")
+    return jwk
 
 
 class _SerdeError(Exception):
@@ -502,11 +515,11 @@ def _parse_attestation(body: bytes, version: str) -> _Attestation:
                 _expect_str(_field(init_data, "body", where), where)
                 if json_size(init_data) > MAX_CLAIM_JSON:
                     raise _SerdeError("init-data larger than the lab accepts (64 KiB)")
-            _check_tee_pubkey(tee_pubkey, where)
+            tee_pubkey = _check_tee_pubkey(tee_pubkey, where, generation)
             return _Attestation(tee_pubkey, primary, nonce, additional, init_data)
         tee_pubkey = _field(att, "tee-pubkey", where)
         evidence = _field(att, "tee-evidence", where)
-        _check_tee_pubkey(tee_pubkey, where)
+        tee_pubkey = _check_tee_pubkey(tee_pubkey, where, generation)
         if generation == "0.1.0":
             # tee-evidence is a String in this kbs-types; the verifier parses its text.
             text_evidence = _expect_str(evidence, where)

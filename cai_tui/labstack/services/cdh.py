@@ -84,7 +84,8 @@ class Cdh:
             raise _Anyhow(rust_debug_str(_status_message(exc, "KBS request unauthorized, ErrorInformation"))) from exc
         assert self.client.nonce is not None
         nonce, version = self.client.nonce, self.client.protocol_version
-        jwk = self.client.new_tee_key("EC")
+        # The key the KBS of this version can encrypt to (one choice, in the client: RSA1_5 before 0.2.0, else EC).
+        jwk = self.client.new_tee_key()
         # The report data binds what the KBS of this version rebuilds (RFC 8785 canonical JSON, SHA-384): from 0.4.0
         # {tee-pubkey, nonce, additional-evidence: ""}, before it {tee-pubkey, nonce}.
         runtime = bound_runtime_data(version, nonce, jwk)
