@@ -339,13 +339,7 @@ def _parse_jwe(jwe: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     if isinstance(jwe, str):
         text = jwe.strip()
         if text.startswith("{"):
-            try:
-                obj = parse_json(text)
-            except JoseError as exc:
-                raise JoseError(f"JWE JSON is malformed: {exc}") from None
-            if not isinstance(obj, dict):
-                raise JoseError("JWE JSON is not an object")
-            return obj
+            return _json_object_text(text, "JWE JSON is malformed: ", "JWE JSON is not an object")
         parts = text.split(".")
         if len(parts) != 5:
             raise JoseError("a compact JWE has five parts")
@@ -355,16 +349,24 @@ def _parse_jwe(jwe: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     raise JoseError(f"unsupported JWE value {type(jwe).__name__}")
 
 
+def _json_object_text(text: str, malformed: str, not_object: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object, else :class:`JoseError` with ``malformed`` + the cause, or ``not_object``."""
+    try:
+        obj = parse_json(text)
+    except JoseError as exc:
+        raise JoseError(f"{malformed}{exc}") from None
+    if not isinstance(obj, dict):
+        raise JoseError(not_object)
+    return obj
+
+
 def _protected_header(protected: str) -> tuple[dict[str, Any], bytes, bool]:
     """(header, AAD, legacy) of a ``protected`` member: base64url JSON (RFC 7516, AAD = its ASCII) or, in the
     legacy KBS answer, the JSON text itself (sealed without AAD)."""
     if protected.lstrip().startswith("{"):
-        try:
-            header = parse_json(protected)
-        except JoseError as exc:
-            raise JoseError(f"JWE protected header (legacy KBS JSON text) is {exc}") from None
-        if not isinstance(header, dict):
-            raise JoseError("JWE protected header is not a JSON object")
+        header = _json_object_text(
+            protected, "JWE protected header (legacy KBS JSON text) is ", "JWE protected header is not a JSON object"
+        )
         return header, b"", True
     return _json_object_from_b64(protected, "JWE protected header"), protected.encode("ascii"), False
 
