@@ -31,6 +31,7 @@ class PlanStep:
     where: str = "workstation"  # the recipe's target role the command runs on
     changes: str = ""  # what running it changes
     notes: tuple[str, ...] = ()  # what the recipe lacks for this command (placeholders), or other caveats
+    undo: tuple[str, ...] = ()  # the command line that reverses it (runs on ``where``); empty: nothing to undo
 
     @property
     def runnable(self) -> bool:
@@ -472,6 +473,18 @@ _ACTIONS: dict[str, ActionSpec] = {
         ActionSpec("inference.ask", "Ask the model through TNG", "cai", plan_ask),
     )
 }
+
+
+def _register_kata() -> None:
+    from .kata import ACTIONS as KATA_ACTIONS  # the kata-virtcca flow's doers (one module per stage)
+
+    for spec in KATA_ACTIONS:
+        if spec.id in _ACTIONS:
+            raise RuntimeError(f"action {spec.id} is registered twice")
+        _ACTIONS[spec.id] = spec
+
+
+_register_kata()
 
 
 def all_ids() -> list[str]:

@@ -12,6 +12,7 @@ from .bundle_cmd import bundle_command
 from .deploy_cmd import deploy_command
 from .doctor_cmd import doctor_command
 from .init_cmd import init_command
+from .kata_cmd import kata_app
 from .kms_cmd import kms_app
 from .lab_cmd import lab_app
 from .model_cmd import model_app
@@ -42,6 +43,7 @@ app.add_typer(kms_app, name="kms")
 app.add_typer(tools_app, name="tools")
 app.add_typer(trustee_app, name="trustee")
 app.add_typer(tng_app, name="tng")
+app.add_typer(kata_app, name="kata")
 app.command("stages")(stages_command)
 app.command("doctor")(doctor_command)
 app.command("bundle")(bundle_command)

@@ -43,6 +43,7 @@ class Item:
     covered_by: str = ""  # a documented command whose step a doer does: the doer's name
     diff: str | None = None  # file items: unified diff against the target's current file ("" unchanged)
     required: bool = True  # check items: the check's required flag
+    undo_argv: tuple[str, ...] = ()  # action items that change a host: the command line that reverses them
 
     @property
     def id(self) -> str:

@@ -118,6 +118,7 @@ def _action_items(
                 title=s.title,
                 target=s.where,
                 argv=tuple(s.argv),
+                undo_argv=tuple(s.undo),
                 changes=s.changes,
                 problems=problems,
             )

@@ -70,6 +70,11 @@ class GpuAnswers(Section):
 
     bdf: Bdf | None = Field(None, description="PCI address DDDD:BB:SS.F; found with lspci when empty")
     iommu_group: int | None = Field(None, ge=0, le=65535, description="IOMMU group number N (VFIO=/dev/vfio/N)")
+    sysroot: AbsPath | None = Field(
+        None,
+        description="where /sys and /dev are read and written for the vfio steps; empty: this machine's own "
+        "(the kata lab points it at its fake sysfs tree)",
+    )
 
 
 class CniAnswers(Section):
@@ -89,6 +94,10 @@ class ContainerAnswers(Section):
 
     name: str = Field("arch", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="container ID given to ctr run")
     shell: str = Field("/bin/sh")
+    address: AbsPath = Field("/run/containerd/containerd.sock", description="containerd's socket (ctr --address)")
+    namespace: str = Field(
+        "default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$", description="containerd namespace (ctr -n)"
+    )
 
 
 class ServeAnswers(Section):

@@ -1,0 +1,9 @@
+"""``cai-tui kata container run|exec-smi|serve|ask|undo (KATA-5)``. Imports of the core stay inside the commands (``--help`` must stay fast)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``cai-tui kata``."""
