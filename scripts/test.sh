@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
-apt_install gocryptfs fuse3 tmux iproute2 openssh-server openssh-sftp-server openssh-client docker.io containerd busybox-static e2fsprogs qemu-utils openssl chromium
+apt_install gocryptfs fuse3 tmux iproute2 openssh-server openssh-sftp-server openssh-client docker.io containerd busybox-static e2fsprogs qemu-utils openssl chromium fuse2fs containernetworking-plugins iputils-ping
 [ -e /dev/fuse ] || $SUDO modprobe fuse 2>/dev/null || true
 start_dockerd
 ensure_venv
