@@ -32,6 +32,7 @@ class PlanStep:
     changes: str = ""  # what running it changes
     notes: tuple[str, ...] = ()  # what the recipe lacks for this command (placeholders), or other caveats
     undo: tuple[str, ...] = ()  # the command line that reverses it (runs on ``where``); empty: nothing to undo
+    manual: str = ""  # why the step cannot run from here: the plan shows ``argv`` as a command for a person to run
 
     @property
     def runnable(self) -> bool:

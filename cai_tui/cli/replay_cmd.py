@@ -43,12 +43,19 @@ def replay_command(
         help="Where generated files for the workstation go (default: RECIPE's folder/<name>.files).",
     ),
     timeout: float = typer.Option(15.0, "--timeout", help="Seconds each check may take."),
+    undo: bool = typer.Option(
+        False,
+        "--undo",
+        help="Reverse what the doers changed on the hosts: each undo command, last stage first "
+        "(with --only/--from: those stages; with --plan: show them).",
+    ),
 ) -> None:
-    """Replay a recipe headlessly: plan, apply, resume; JSON lines, JSON summary and JUnit."""
+    """Replay a recipe headlessly: plan, apply, resume, undo; JSON lines, JSON summary and JUnit."""
     raise typer.Exit(
         run_replay(
             recipe=recipe,
             plan=plan,
+            undo=undo,
             yes=yes,
             start=start,
             only=only,
@@ -89,6 +96,7 @@ def run_replay(
     script_out: Path | None,
     files_dir: Path | None,
     timeout: float,
+    undo: bool = False,
 ) -> int:
     import asyncio
 
@@ -114,7 +122,17 @@ def run_replay(
         return EXIT_INPUT
     recipe_path = str(Path(loaded.path or recipe).expanduser().resolve())
     if script_out is not None:
+        if undo:
+            _err(f"{name}: --export-script writes the apply plan; it cannot be combined with --undo")
+            return EXIT_INPUT
         return _write_script(plans, recipe_path, script_out.expanduser())
+    if undo:
+        from ..engine.undo import undo_plans
+
+        plans = undo_plans(plans)
+        if not plans:
+            _err(f"{name}: nothing in the selected stages can be undone (no doer changes a host there)")
+            return 0
     out_dir = (files_dir or Path(recipe_path).with_name(Path(recipe_path).stem + ".files")).expanduser()
     return asyncio.run(
         _run(
@@ -127,6 +145,7 @@ def run_replay(
             files_dir=out_dir,
             timeout=timeout,
             part=bool(start or stages),
+            undo=undo,
         )
     )
 
@@ -153,6 +172,7 @@ async def _run(
     files_dir: Path,
     timeout: float,
     part: bool = False,
+    undo: bool = False,
 ) -> int:
     """``part``: only some stages are run (--from/--only): only the secrets those stages take are resolved."""
     from ..engine.replay import (
@@ -166,6 +186,7 @@ async def _run(
     )
     from ..engine.runner import Runner
     from ..engine.session import Session
+    from ..engine.undo import run_undo
     from ..events import CancelToken
     from ..targets.base import TargetError
 
@@ -180,7 +201,8 @@ async def _run(
     try:
         if plan:
             try:
-                await add_diffs(Runner(session, view.event, files_dir=files_dir), plans)
+                if not undo:
+                    await add_diffs(Runner(session, view.event, files_dir=files_dir), plans)
             except TargetError as e:
                 _err(f"{name}: {e} (file diffs left out)")
             report = planned_report(loaded, plans)
@@ -196,17 +218,23 @@ async def _run(
             _err(f"{name}: nothing was changed; fix the references above and run again")
             return EXIT_INPUT
         changing = sum(1 for p in plans for it in p.items if it.applies and it.changing)
+        verb = "undo" if undo else "apply"
         if changing and not yes:
             if not (tty and sys.stdin.isatty()):
                 _err(
-                    f"{name}: {changing} item(s) may change things (see --plan); add --yes to apply without a terminal"
+                    f"{name}: {changing} item(s) may change things (see --plan); add --yes to {verb} without a terminal"
                 )
                 return EXIT_INPUT
-            if not typer.confirm(f"Apply {len(plans)} stage(s), {changing} item(s) that may change things?"):
+            if not typer.confirm(
+                f"{verb.capitalize()} {len(plans)} stage(s), {changing} item(s) that may change things?"
+            ):
                 _err("nothing was changed")
                 return 1
-        report = await replay(session, plans, view.event, files_dir=files_dir, cancel=CancelToken())
-        if report.exit_code == EXIT_INTERRUPTED:
+        if undo:
+            report = await run_undo(Runner(session, view.event, files_dir=files_dir, cancel=CancelToken()), plans)
+        else:
+            report = await replay(session, plans, view.event, files_dir=files_dir, cancel=CancelToken())
+        if report.exit_code == EXIT_INTERRUPTED and not undo:
             _err(f"{name}: interrupted at stage {report.stopped_at}; resume with --from {report.stopped_at}")
         view.event.close()  # the progress bars end before the summary
         view.summary(report)

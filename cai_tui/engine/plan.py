@@ -112,6 +112,18 @@ def _action_items(
     for i, s in enumerate(chosen):
         name = action_id if len(chosen) == 1 else f"{action_id}#{i + 1}"
         problems = list(s.notes) if not s.runnable else []
+        if s.manual:  # known before anything starts: a person runs this command (the runner reports it as such)
+            out.append(
+                Item(
+                    **base | {"name": name, "kind": "manual"},  # type: ignore[arg-type]
+                    title=f"{s.title} — manual: {s.manual}",
+                    target=s.where,
+                    text=shlex.join(s.argv),
+                    changes="done by a person",
+                    problems=problems,
+                )
+            )
+            continue
         out.append(
             Item(
                 **base | {"name": name},  # type: ignore[arg-type]

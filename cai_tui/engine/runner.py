@@ -272,7 +272,7 @@ class Runner:
         target = self.target(item.target)
         if target is None:
             return ItemResult(item, "failed", f"the recipe names no {item.target} target (targets.{item.target})")
-        res = await self._run_argv(item, target)
+        res = await self.run_argv(item, target)
         if item.changing:
             self.changed()
         if res.rc != 0:
@@ -289,10 +289,10 @@ class Runner:
         if after.state == "fail":
             return ItemResult(item, "failed", f"ran, but {after.detail}", after.faq_id, after.evidence)
         if not item.changing:
-            return ItemResult(item, "skipped", f"checked, nothing changed: {_last_line(res.stdout) or 'ok'}")
-        return ItemResult(item, "applied", _last_line(res.stdout) or "done")
+            return ItemResult(item, "skipped", f"checked, nothing changed: {last_line(res.stdout) or 'ok'}")
+        return ItemResult(item, "applied", last_line(res.stdout) or "done")
 
-    async def _run_argv(self, item: Item, target: Target) -> Any:
+    async def run_argv(self, item: Item, target: Target) -> Any:
         from ..actions.registry import local_argv
         from ..targets.base import TargetError
 
@@ -410,7 +410,7 @@ def _diff(path: str, current: bytes | None, new: bytes, redact: Any) -> str:
     )
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     """The last line a person would read (JSON event lines of a child left out)."""
     for line in reversed(text.splitlines()):
         if line.strip() and not ev.parse_line(line):
