@@ -1,0 +1,76 @@
+"""The kata lab's CNI network: Debian's containernetworking-plugins (``/usr/lib/cni``: bridge, host-local, loopback)
+attach real network namespaces here. A lab recipe gets answers that cannot collide with the host or a parallel run:
+its own conf_dir under the lab's folder, a unique network name, netns and bridge, and a 10.213.x.0/24 subnet that no
+route or interface address of this host overlaps. :func:`host_network_snapshot` is what an undo must leave unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ...kata.cni_host import clashes, netns_address
+
+LAB_BIN_DIR = "/usr/lib/cni"
+PLUGINS = ("bridge", "host-local", "loopback")
+
+__all__ = ["LAB_BIN_DIR", "free_subnet", "host_network_snapshot", "lab_cni_answers", "netns_address"]
+
+
+def free_subnet(tries: int = 64) -> str:
+    """A 10.213.x.0/24 that no route or interface address of this host overlaps."""
+    from ...targets.local import LocalTarget
+
+    for _ in range(tries):
+        subnet = f"10.213.{secrets.randbelow(254) + 1}.0/24"
+        if not asyncio.run(clashes(LocalTarget(), subnet, "")):
+            return subnet
+    raise RuntimeError("no free 10.213.x.0/24 on this host")
+
+
+def lab_cni_answers(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """``answers.cni`` for a lab recipe: plugins from Debian's package, the conf in ``<directory>/net.d``, unique
+    names (``cai<hex>``) and a free subnet. RuntimeError naming the package when the plugins are missing."""
+    missing = [p for p in PLUGINS if not os.access(f"{LAB_BIN_DIR}/{p}", os.X_OK)]
+    if missing:
+        raise RuntimeError(
+            f"{LAB_BIN_DIR} lacks {', '.join(missing)}: apt-get install containernetworking-plugins (the kata lab)"
+        )
+    tag = secrets.token_hex(3)
+    conf_dir = Path(directory) / "net.d"
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "plugins_version": "v1.6.0",
+        "bin_dir": LAB_BIN_DIR,
+        "conf_dir": str(conf_dir),
+        "network_name": f"cai-net-{tag}",
+        "netns": f"cai-ns-{tag}",
+        "bridge": f"cai{tag}",
+        "subnet": free_subnet(),
+    }
+
+
+def _run(argv: list[str]) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+def host_network_snapshot() -> dict[str, Any]:
+    """What the CNI steps change on the host, for a before/after comparison: netns names, link names, routes of
+    every table, the nat and filter rules, net.ipv4.ip_forward and /var/lib/cni."""
+    links = sorted(str(link.get("ifname")) for link in json.loads(_run(["ip", "-j", "link", "show"]) or "[]"))
+    routes = sorted(json.dumps(r, sort_keys=True) for r in json.loads(_run(["ip", "-j", "route", "show", "table", "all"]) or "[]"))
+    cni_dir = Path("/var/lib/cni")
+    return {
+        "netns": sorted(_run(["ip", "netns", "list"]).split("\n")),
+        "links": links,
+        "routes": routes,
+        "nat": _run(["iptables", "-t", "nat", "-S"]).splitlines(),
+        "filter": _run(["iptables", "-S"]).splitlines(),
+        "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
+        "var_lib_cni": sorted(str(p) for p in cni_dir.rglob("*")) if cni_dir.exists() else None,
+    }
