@@ -13,6 +13,44 @@ KATA_NOT_REAL: tuple[tuple[str, str], ...] = (
         "ctr run uses runc (io.containerd.runc.v2) where the host runs io.containerd.kata.v2: no virtCCA (Arm CCA) "
         "hardware here, so the container is not a confidential VM; everything else on the ctr line is the same",
     ),
+    (
+        "guest rootfs.img (lab)",
+        "a 64 MiB ext4 image of this host's architecture (busybox-static as /bin/sh and the applets), made by "
+        "cai_tui.lab.kata.rootfs_image, where kata's is an aarch64 openEuler rootfs: the chroot runs here without "
+        "binfmt_misc; dnf --installroot is reported manual (no dnf, no openEuler repositories)",
+    ),
+    (
+        "/bin/bash in the lab rootfs",
+        "a two-line script that execs busybox sh (busybox has no bash applet; the hook's #!/bin/bash -x needs one)",
+    ),
+    (
+        "nvidia-container-toolkit in the lab rootfs",
+        "a script that echoes its arguments at /usr/bin/nvidia-container-toolkit (the hook calls it; the real one "
+        "comes from NVIDIA's rpm repository through dnf)",
+    ),
+    (
+        "NVIDIA .run installer (lab)",
+        "a shell script named NVIDIA-Linux-aarch64-<version>.run that checks --kernel-source-path and writes "
+        "/usr/lib/nvidia-lab/version in the chroot; it builds no kernel module (no guest kernel, no GPU here)",
+    ),
+    (
+        "VFIO device on the ctr run line (lab)",
+        "cai-tui kata container run leaves --device /dev/vfio/<group> off the line when answers.gpu.sysroot is set: "
+        "runc starts a plain container, not a VM, and cannot take a VFIO group; the command says so when it runs",
+    ),
+    (
+        "vLLM image (lab)",
+        "cai_tui.lab.kata.vllm_image builds FROM the labstack image (python, cai_tui, a vllm shim serving the "
+        "inference stand-in with a deterministic reply) instead of the seed's nvcr.io pytorch + vLLM build: no "
+        "registry here; it loads a tiny model directory (/models/Qwen1.5-1.8B-Chat: config, tokenizer config, a "
+        "valid 8-byte safetensors), runs on CPU (CAI_LAB_DEVICE=cpu) and binds the --host it is given inside the "
+        "container's network namespace",
+    ),
+    (
+        "nvidia-smi in the container (lab)",
+        "a script that prints the real nvidia-smi outputs captured on an H100 VM (tests/fixtures/captures/"
+        "h100-vm-2026-11-22, unmodified) for the same arguments, with their exit status; no GPU is passed in",
+    ),
 )
 
 

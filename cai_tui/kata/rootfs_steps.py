@@ -1,0 +1,178 @@
+"""The guest rootfs steps as plans (the exact commands each runs, and whether it must be done by a person here) and
+as work (what ``cai-tui kata rootfs <step>`` does). The CLI and the action plans both read :func:`plan`.
+
+Steps: ``grow`` (KATA-1.3), ``mount`` (KATA-1.1: the image, and KATA-1.4: the pseudo-filesystems, left mounted and
+recorded), ``install-tools`` (KATA-1.1 dnf --installroot), ``enter`` (KATA-1.4: not interactive here — it checks that
+the chroot runs ``/bin/sh -c 'echo ok'``; a person opens a shell with ``chroot DIR /bin/bash``), ``install-driver``
+(KATA-1.5), ``add-hook`` (KATA-1.6), ``unmount`` (KATA-1.7), ``undo``. The steps that need the rootfs mounted use
+the mounts of ``mount`` when recorded, else mount for their own run and unmount on every way out.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import events as ev
+from . import rootfs_chroot as ch
+from . import rootfs_grow as gr
+from . import rootfs_mounts as mo
+from .rootfs_run import RootfsError, run_streaming
+
+STEPS = ("grow", "mount", "install-tools", "enter", "install-driver", "add-hook", "unmount", "undo")
+NEEDS_MOUNT = frozenset({"install-tools", "enter", "install-driver", "add-hook"})
+
+
+@dataclass
+class StepPlan:
+    step: str
+    commands: list[list[str]] = field(default_factory=list)  # what runs, in order (as a person would type it)
+    manual: str = ""  # why it cannot run here ('' : it can)
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [shlex.join(c) for c in self.commands]
+
+
+def _mount_commands(a: Any, mounted: bool) -> list[list[str]]:
+    if mounted:
+        return []
+    return [mo.image_mount_argv(a.rootfs.image, a.rootfs.mount_dir, "loop"), *mo.pseudo_argvs(a.rootfs.mount_dir)]
+
+
+def _umount_commands(a: Any, rec: mo.MountRecord | None = None) -> list[list[str]]:
+    """What the record says is mounted, last first; without a record, what ``mount`` would have mounted."""
+    if rec is not None:
+        return [["umount", mp] for mp in reversed(rec.mounts)]
+    d = a.rootfs.mount_dir
+    return [["umount", os.path.join(d, sub)] for sub, _x in reversed(mo.PSEUDO)] + [["umount", d]]
+
+
+def plan(step: str, a: Any, *, binfmt_dir: str = ch.BINFMT_DIR) -> StepPlan:
+    """The commands of ``step`` for the answers ``a`` and, known before anything starts, whether it is manual."""
+    r = a.rootfs
+    p = StepPlan(step)
+    try:
+        rec = mo.MountRecord.load()
+    except Exception:  # an unreadable record: the step itself reports it
+        rec = None
+    mounted = rec is not None and bool(rec.mounts)
+    if step == "grow":
+        p.commands = gr.grow_argvs(r.image, r.grow_gib)
+        p.notes.append(
+            f"refused while {r.image} is mounted or when its file system lacks room for the backup and "
+            f"+{r.grow_gib} GiB; e2fsck exit 1 (errors corrected) counts as success"
+        )
+    elif step == "mount":
+        p.commands = _mount_commands(a, False)
+        p.notes.append("a loop device where loop mounts work, else fuse2fs (the run says which); recorded for unmount")
+    elif step == "unmount":
+        p.commands = _umount_commands(a, rec) if rec is not None else []
+        p.notes.append("unmounts what `mount` recorded, last first; nothing recorded: nothing to do")
+    elif step == "undo":
+        p.commands = _umount_commands(a, rec) if rec is not None else []
+        grown = gr.state.read_record(gr.RECORD)
+        if grown is not None:
+            p.commands.append(["mv", grown["backup"], grown["image"]])
+        if not p.commands:
+            p.notes.append("nothing is recorded: nothing to undo")
+        p.notes.append("unmounts what is recorded; restores the image from the grow's backup when grow recorded one")
+    elif step in NEEDS_MOUNT:
+        pre = _mount_commands(a, mounted)
+        post = _umount_commands(a) if pre else []
+        if step == "install-tools":
+            core = [ch.dnf_argv(r.mount_dir, list(r.packages))]
+            p.manual = ch.dnf_problem()
+        elif step == "add-hook":
+            dest = r.mount_dir.rstrip("/") + a.driver.hook_path
+            core = [["install", "-D", "-m", "0755", "/dev/stdin", dest]]
+            p.notes.append(f"the kata-hook file (cai-tui render kata-hook) is written to {dest}, mode 0755")
+        else:
+            if step == "enter":
+                core = [ch.chroot_argv(r.mount_dir, ch.ENTER_ARGV)]
+                p.notes.append(f"not interactive: for a shell in the rootfs run `chroot {r.mount_dir} /bin/bash`")
+            else:
+                given = a.driver.installer
+                name = os.path.basename(given) if given else ch.installer_name(a.driver.version)
+                inside = os.path.join(r.mount_dir, "home", name)
+                core = []
+                if a.driver.installer:
+                    core.append(["cp", a.driver.installer, inside])
+                else:
+                    url = f"https://cn.download.nvidia.com/tesla/{a.driver.version}/{name}"
+                    core.append(["wget", "-P", os.path.join(r.mount_dir, "home"), url])
+                core += [["chmod", "+x", inside], ch.chroot_argv(r.mount_dir, ch.installer_argv(name)), ["rm", inside]]
+            p.manual = ch.chroot_problem(r.image, r.mount_dir if mounted else None, binfmt_dir)
+            if not p.manual and ch.guest_machine(r.image, r.mount_dir if mounted else None)[0] is None:
+                p.notes.append(f"the rootfs's architecture could not be read from {r.image}: not checked")
+        p.commands = [*pre, *core, *post]
+        if pre:
+            p.notes.append("the rootfs is not mounted by `mount`: this step mounts it and unmounts it when it ends")
+    else:
+        raise RootfsError(f"unknown rootfs step {step!r}: one of {', '.join(STEPS)}", 2)
+    return p
+
+
+# --------------------------------------------------------------------------------------------- the work
+def run(step: str, a: Any, render_hook: Any, *, method: str, sink: ev.EventSink, cancel: ev.CancelToken) -> str:
+    """Do ``step``; returns the one line that says what happened. ``render_hook()`` gives the hook's text."""
+    r = a.rootfs
+    if step == "grow":
+        return gr.grow(r.image, r.grow_gib, sink=sink, cancel=cancel)
+    if step == "mount":
+        rec = mo.MountRecord.load()
+        if rec is not None and rec.mounts and all(mo.is_mountpoint(m) for m in rec.mounts):
+            if os.path.realpath(rec.mount_dir) == os.path.realpath(r.mount_dir):
+                return f"{rec.image} is already mounted on {rec.mount_dir} ({rec.method}); nothing to do"
+            raise RootfsError(f"{rec.image} is mounted on {rec.mount_dir}: run `cai-tui kata rootfs unmount` first")
+        if rec is not None:
+            mo.unmount_all(rec, sink=sink, step="rootfs.mount")  # what a killed run left
+        rec = mo.mount_all(r.image, r.mount_dir, method=method, sink=sink, cancel=cancel, step="rootfs.mount")
+        return f"mounted {r.image} on {rec.mount_dir} with {rec.method} and {len(rec.mounts) - 1} pseudo-filesystems"
+    if step == "unmount":
+        rec = mo.MountRecord.load()
+        if rec is None:
+            left = mo.mounts_under(r.mount_dir)
+            if left:
+                raise RootfsError(
+                    f"nothing recorded, but {', '.join(left)} are mounted (not by cai-tui): `umount -R {r.mount_dir}`"
+                )
+            return "nothing mounted by cai-tui; nothing to do"
+        done = mo.unmount_all(rec, sink=sink, step="rootfs.unmount")
+        return f"unmounted {len(done)} mounts under {rec.mount_dir}, last first"
+    if step == "undo":
+        said = []
+        rec = mo.MountRecord.load()
+        if rec is not None:
+            done = mo.unmount_all(rec, sink=sink, step="rootfs.undo")
+            said.append(f"unmounted {len(done)} mounts under {rec.mount_dir}")
+        restored = gr.restore(sink=sink)
+        if restored:
+            said.append(restored)
+        return "; ".join(said) if said else "nothing to undo"
+    if step not in NEEDS_MOUNT:
+        raise RootfsError(f"unknown rootfs step {step!r}: one of {', '.join(STEPS)}", 2)
+    with mo.mounted(r.image, r.mount_dir, method=method, sink=sink, cancel=cancel, step=f"rootfs.{step}") as rec:
+        d = rec.mount_dir
+        if step == "install-tools":
+            return ch.install_tools(d, list(r.packages), sink=sink, cancel=cancel)
+        if step == "enter":
+            return ch.enter(d, sink=sink, cancel=cancel)
+        if step == "install-driver":
+            installer = a.driver.installer
+            if not installer:  # the document's wget, on the host (the chroot often has no DNS)
+                name = ch.installer_name(a.driver.version)
+                url = f"https://cn.download.nvidia.com/tesla/{a.driver.version}/{name}"
+                run_streaming(["wget", "-nv", "-P", os.path.join(d, "home"), url], sink=sink, cancel=cancel)
+                installer = os.path.join(d, "home", name)
+            return ch.install_driver(d, installer, sink=sink, cancel=cancel)
+        dest, previous = ch.write_hook(d, a.driver.hook_path, render_hook())
+        sink(ev.note(f"wrote {dest} (mode 0755)", step="rootfs.add_hook"))
+        if previous is not None:
+            sink(ev.note(f"{dest} existed; replaced ({len(previous)} bytes before)", step="rootfs.add_hook"))
+        return f"wrote the prestart hook {a.driver.hook_path} in {r.image} (mode 0755)"
+
+
+__all__ = ["NEEDS_MOUNT", "STEPS", "StepPlan", "plan", "run"]
