@@ -51,6 +51,13 @@ KATA_NOT_REAL: tuple[tuple[str, str], ...] = (
         "a script that prints the real nvidia-smi outputs captured on an H100 VM (tests/fixtures/captures/"
         "h100-vm-2026-11-22, unmodified) for the same arguments, with their exit status; no GPU is passed in",
     ),
+    (
+        "sysfs and /dev/vfio for the vfio steps (lab)",
+        "cai_tui.lab.kata.sysfs builds a tree laid out like /sys (answers.gpu.sysroot points at it) and runs an "
+        "emulator thread that reacts to driver_override, unbind, bind and drivers_probe as the kernel's PCI driver "
+        "core does; the write-only files are named pipes, errors a write would return (-EBUSY, -ENODEV) go to its "
+        "log, /dev/vfio/<N> is a regular file; no device, driver or IOMMU is touched",
+    ),
 )
 
 
