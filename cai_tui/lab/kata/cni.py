@@ -10,6 +10,8 @@ import asyncio
 import json
 import os
 import secrets
+import shlex
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,14 @@ from ...kata.cni_host import clashes, netns_address
 LAB_BIN_DIR = "/usr/lib/cni"
 PLUGINS = ("bridge", "host-local", "loopback")
 
-__all__ = ["LAB_BIN_DIR", "free_subnet", "host_network_snapshot", "lab_cni_answers", "netns_address"]
+__all__ = [
+    "LAB_BIN_DIR",
+    "free_subnet",
+    "host_network_snapshot",
+    "lab_cni_answers",
+    "netns_address",
+    "remove_lab_network",
+]
 
 
 def free_subnet(tries: int = 64) -> str:
@@ -63,7 +72,9 @@ def host_network_snapshot() -> dict[str, Any]:
     """What the CNI steps change on the host, for a before/after comparison: netns names, link names, routes of
     every table, the nat and filter rules, net.ipv4.ip_forward and /var/lib/cni."""
     links = sorted(str(link.get("ifname")) for link in json.loads(_run(["ip", "-j", "link", "show"]) or "[]"))
-    routes = sorted(json.dumps(r, sort_keys=True) for r in json.loads(_run(["ip", "-j", "route", "show", "table", "all"]) or "[]"))
+    routes = sorted(
+        json.dumps(r, sort_keys=True) for r in json.loads(_run(["ip", "-j", "route", "show", "table", "all"]) or "[]")
+    )
     cni_dir = Path("/var/lib/cni")
     return {
         "netns": sorted(_run(["ip", "netns", "list"]).split("\n")),
@@ -74,3 +85,32 @@ def host_network_snapshot() -> dict[str, Any]:
         "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
         "var_lib_cni": sorted(str(p) for p in cni_dir.rglob("*")) if cni_dir.exists() else None,
     }
+
+
+def remove_lab_network(answers: dict[str, Any]) -> list[str]:
+    """Test teardown whatever state a run left: the lab netns and bridge, the bridge plugin's NAT rules and chains
+    for this network (their comment names it), its host-local folder and its conf. What was still there."""
+    left: list[str] = []
+    name, netns, bridge = answers["network_name"], answers["netns"], answers["bridge"]
+    if Path(f"/var/run/netns/{netns}").exists():
+        subprocess.run(["ip", "netns", "del", netns], check=False)
+        left.append(f"netns {netns}")
+    if subprocess.run(["ip", "link", "show", "dev", bridge], capture_output=True).returncode == 0:
+        subprocess.run(["ip", "link", "del", bridge], check=False)
+        left.append(f"bridge {bridge}")
+    marker = f'name: \\"{name}\\"'
+    rules = [r for r in _run(["iptables", "-t", "nat", "-S"]).splitlines() if marker in r]
+    for rule in (r for r in rules if r.startswith("-A POSTROUTING")):
+        subprocess.run(["iptables", "-t", "nat", *shlex.split(rule.replace("-A", "-D", 1))], check=False)
+        left.append(f"nat rule {rule}")
+    for chain in sorted({r.split()[-1] for r in rules if r.startswith("-A POSTROUTING")}):
+        subprocess.run(["iptables", "-t", "nat", "-F", chain], check=False)
+        subprocess.run(["iptables", "-t", "nat", "-X", chain], check=False)
+    ipam = Path("/var/lib/cni/networks") / name
+    if ipam.exists():
+        shutil.rmtree(ipam, ignore_errors=True)
+        left.append(str(ipam))
+    conf = Path(answers["conf_dir"]) / f"{name}.conf"
+    if conf.exists():
+        conf.unlink()
+    return left

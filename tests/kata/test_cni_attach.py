@@ -1,0 +1,128 @@
+"""KATA-4.4–4.5 on the kata lab: a real network namespace attached by invoking Debian's CNI plugins directly (no
+cnitool here), the address pingable from the host, a second attach that adds nothing, and an undo that leaves the
+netns list, links, routes, NAT rules, ip_forward and /var/lib/cni as they were."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cai_tui.lab.kata.cni import host_network_snapshot, lab_cni_answers, netns_address, remove_lab_network
+from tests.helpers import run_cli
+
+
+@pytest.fixture
+def cni_lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    answers = lab_cni_answers(tmp_path)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        json.dumps({"schema_version": 1, "flow": "kata-virtcca", "name": "cni-lab", "answers": {"cni": answers}})
+    )
+    env = {"CAI_TUI_STATE_DIR": str(tmp_path / "state")}
+    try:
+        yield {"answers": answers, "recipe": recipe, "env": env, "state": tmp_path / "state"}
+    finally:
+        left = remove_lab_network(answers)
+        assert not left, f"the test left {left}"
+
+
+def _cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("kata", "cni", *args, "--recipe", str(lab["recipe"]), env=lab["env"])
+
+
+def _ours(snapshot: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot's entries that name this run's network, netns, bridge or subnet (other processes share the
+    host: their changes are not this test's), plus the host-wide values the ADD may change."""
+    keys = (a["netns"], a["bridge"], a["network_name"], a["subnet"].rsplit(".", 1)[0] + ".")
+    lists = ("netns", "links", "routes", "nat", "var_lib_cni")
+    pick = {k: [e for e in snapshot[k] or [] if any(s in e for s in keys)] for k in lists}
+    return {**pick, "ip_forward": snapshot["ip_forward"]}
+
+
+def test_attach_by_direct_plugin_invocation_ping_and_undo(cni_lab: dict[str, Any]) -> None:
+    a = cni_lab["answers"]
+    before = host_network_snapshot()
+    assert _cli(cni_lab, "undo").stdout.strip() == "nothing to undo"  # nothing recorded: exit 0
+
+    assert _cli(cni_lab, "write-conf").returncode == 0
+    r = _cli(cni_lab, "create-netns")
+    assert r.returncode == 0, r.stderr
+    assert f"network namespace {a['netns']} created" in r.stdout
+    assert a["netns"] in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "exists" in _cli(cni_lab, "create-netns").stdout
+
+    r = _cli(cni_lab, "attach")
+    assert r.returncode == 0, r.stderr
+    assert "cnitool is not installed: attaching by invoking the CNI plugins directly" in r.stderr
+    assert (
+        "CNI_COMMAND=ADD CNI_CONTAINERID=cnitool-" in r.stderr and f"CNI_NETNS=/var/run/netns/{a['netns']}" in r.stderr
+    )
+    assert "CNI CHECK passed for every plugin" in r.stderr
+    address = netns_address(a["netns"])
+    assert address.startswith(a["subnet"].rsplit(".", 1)[0] + ".")
+    assert f"attached: netns {a['netns']} on {a['network_name']}, address {address}" in r.stdout
+    assert "3 packets transmitted, 3 received" in r.stderr
+    ping = subprocess.run(["ping", "-c", "1", "-W", "2", address], capture_output=True, text=True)
+    assert ping.returncode == 0, ping.stdout
+    nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True).stdout
+    assert f'-A POSTROUTING -s {address}/32 -m comment --comment "name: \\"{a["network_name"]}\\"' in nat
+    record = json.loads((cni_lab["state"] / "kata-cni-attach.json").read_text())
+    assert record["state"] == "added" and record["via"] == "plugins"
+    assert record["network"]["doc"]["ipam"]["subnet"] == a["subnet"]
+    assert record["bridge"] == {"name": a["bridge"], "created": True}
+    assert record["result"]["ips"][0]["address"] == f"{address}/24"
+
+    again = _cli(cni_lab, "attach")  # idempotent: no second attachment
+    assert again.returncode == 0, again.stderr
+    assert f"already attached: netns {a['netns']} on {a['network_name']}, address {address}" in again.stdout
+    ports = json.loads(
+        subprocess.run(["ip", "-j", "link", "show", "master", a["bridge"]], capture_output=True, text=True).stdout
+    )
+    assert len(ports) == 1
+    leases = [p.name for p in (Path("/var/lib/cni/networks") / a["network_name"]).iterdir() if p.name[0].isdigit()]
+    assert leases == [address]
+
+    plan = _cli(cni_lab, "undo", "--plan")
+    assert f"ip link del {a['bridge']}" in plan.stdout and f"ip netns del {a['netns']}" in plan.stdout
+    u = _cli(cni_lab, "undo")
+    assert u.returncode == 0, u.stderr
+    assert f"CNI DEL of {a['network_name']} for {record['container_id']}" in u.stdout
+    assert f"bridge {a['bridge']} deleted" in u.stdout and f"network namespace {a['netns']} deleted" in u.stdout
+    after = host_network_snapshot()
+    assert _ours(after, a) == _ours(before, a)
+    assert not any(a["network_name"] in rule for rule in after["nat"])
+    assert _cli(cni_lab, "undo").stdout.strip() == "nothing to undo"
+
+
+def test_attach_refuses_a_subnet_that_now_clashes_and_adds_nothing(cni_lab: dict[str, Any]) -> None:
+    a = cni_lab["answers"]
+    assert _cli(cni_lab, "write-conf").returncode == 0
+    assert _cli(cni_lab, "create-netns").returncode == 0
+    other = f"caix{secrets.token_hex(3)}"
+    subprocess.run(["ip", "link", "add", other, "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", a["subnet"].replace(".0/24", ".9/24"), "dev", other], check=True)
+        subprocess.run(["ip", "link", "set", other, "up"], check=True)
+        r = _cli(cni_lab, "attach")
+        assert r.returncode == 2
+        assert f"clashes with the host's route {a['subnet']}" in r.stderr and other in r.stderr
+        assert not (cni_lab["state"] / "kata-cni-attach.json").exists()
+        inside = subprocess.run(["ip", "-n", a["netns"], "link", "show", "eth0"], capture_output=True)
+        assert inside.returncode != 0  # no interface was added
+    finally:
+        subprocess.run(["ip", "link", "del", other], check=False)
+    u = _cli(cni_lab, "undo")
+    assert u.returncode == 0 and f"network namespace {a['netns']} deleted" in u.stdout
+
+
+def test_attach_without_netns_or_conf_says_which_step_first(cni_lab: dict[str, Any]) -> None:
+    r = _cli(cni_lab, "attach")
+    assert r.returncode == 1
+    assert f"network namespace {cni_lab['answers']['netns']} does not exist: create it first" in r.stderr
+    assert "Traceback" not in r.stderr
