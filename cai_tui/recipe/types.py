@@ -241,13 +241,16 @@ def _abs_path(v: str) -> str:
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
 
 TARGET_RE = re.compile(
-    r"^(local|ssh://(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._:\[\]-]+(?::\d{1,5})?|docker://[A-Za-z0-9_.-]+|ctr://[A-Za-z0-9_.-]+)$"
+    r"^(local|ssh://(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._:\[\]-]+(?::\d{1,5})?|docker://[A-Za-z0-9_.-]+|ctr://(?:[A-Za-z0-9_.-]+/)?[A-Za-z0-9_.-]+(?:\?address=/[^\s?#&]+)?)$"
 )
 
 
 def _target(v: str) -> str:
     if not TARGET_RE.match(v):
-        raise _err("target", "a target is local, ssh://user@host[:port], docker://CONTAINER or ctr://TASK")
+        raise _err(
+            "target",
+            "a target is local, ssh://user@host[:port], docker://CONTAINER or ctr://[NAMESPACE/]TASK[?address=SOCKET]",
+        )
     return v
 
 
