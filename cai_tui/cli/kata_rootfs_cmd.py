@@ -59,7 +59,7 @@ def run_step(step: str, recipe: str, plan_only: bool, method: str) -> None:
     loaded = _load(recipe)
     a = loaded.recipe.answers
     try:
-        p = rootfs_steps.plan(step, a)
+        p = rootfs_steps.plan(step, a, method=method)
     except (RootfsError, StateError) as exc:
         _say(f"error: {exc}", err=True)
         raise typer.Exit(getattr(exc, "exit_code", 1)) from None

@@ -117,7 +117,10 @@ def loop_problem() -> str:
     """'' when loop mounts can work here, else why not (no /dev/loop-control, no free loop device)."""
     if not os.path.exists("/dev/loop-control"):
         return "/dev/loop-control is missing (a container without loop devices)"
-    r = run_quiet(["losetup", "-f"])
+    try:
+        r = run_quiet(["losetup", "-f"])
+    except RootfsError as e:
+        return str(e)
     return "" if r.returncode == 0 else f"losetup -f: {(r.stderr or r.stdout).strip() or 'no free loop device'}"
 
 

@@ -36,10 +36,22 @@ class StepPlan:
         return [shlex.join(c) for c in self.commands]
 
 
-def _mount_commands(a: Any, mounted: bool) -> list[list[str]]:
+def mount_method(method: str) -> tuple[str, str]:
+    """(the method a mount will use, why) — ``auto`` is decided here: a loop device where loop mounts work."""
+    if method != "auto":
+        return method, f"--method {method}"
+    why_not = mo.loop_problem()
+    if not why_not:
+        return "loop", "loop mounts work here"
+    return "fuse2fs", f"loop mounts are not allowed here ({why_not})"
+
+
+def _mount_commands(a: Any, mounted: bool, method: str, notes: list[str]) -> list[list[str]]:
     if mounted:
         return []
-    return [mo.image_mount_argv(a.rootfs.image, a.rootfs.mount_dir, "loop"), *mo.pseudo_argvs(a.rootfs.mount_dir)]
+    chosen, why = mount_method(method)
+    notes.append(f"mounts with {'a loop device' if chosen == 'loop' else 'fuse2fs'}: {why}")
+    return [mo.image_mount_argv(a.rootfs.image, a.rootfs.mount_dir, chosen), *mo.pseudo_argvs(a.rootfs.mount_dir)]
 
 
 def _umount_commands(a: Any, rec: mo.MountRecord | None = None) -> list[list[str]]:
@@ -50,7 +62,7 @@ def _umount_commands(a: Any, rec: mo.MountRecord | None = None) -> list[list[str
     return [["umount", os.path.join(d, sub)] for sub, _x in reversed(mo.PSEUDO)] + [["umount", d]]
 
 
-def plan(step: str, a: Any, *, binfmt_dir: str = ch.BINFMT_DIR) -> StepPlan:
+def plan(step: str, a: Any, *, method: str = "auto", binfmt_dir: str = ch.BINFMT_DIR) -> StepPlan:
     """The commands of ``step`` for the answers ``a`` and, known before anything starts, whether it is manual."""
     r = a.rootfs
     p = StepPlan(step)
@@ -66,8 +78,8 @@ def plan(step: str, a: Any, *, binfmt_dir: str = ch.BINFMT_DIR) -> StepPlan:
             f"+{r.grow_gib} GiB; e2fsck exit 1 (errors corrected) counts as success"
         )
     elif step == "mount":
-        p.commands = _mount_commands(a, False)
-        p.notes.append("a loop device where loop mounts work, else fuse2fs (the run says which); recorded for unmount")
+        p.commands = _mount_commands(a, False, method, p.notes)
+        p.notes.append("each mount is recorded as it is made, for unmount and undo")
     elif step == "unmount":
         p.commands = _umount_commands(a, rec) if rec is not None else []
         p.notes.append("unmounts what `mount` recorded, last first; nothing recorded: nothing to do")
@@ -80,7 +92,7 @@ def plan(step: str, a: Any, *, binfmt_dir: str = ch.BINFMT_DIR) -> StepPlan:
             p.notes.append("nothing is recorded: nothing to undo")
         p.notes.append("unmounts what is recorded; restores the image from the grow's backup when grow recorded one")
     elif step in NEEDS_MOUNT:
-        pre = _mount_commands(a, mounted)
+        pre = _mount_commands(a, mounted, method, p.notes)
         post = _umount_commands(a) if pre else []
         if step == "install-tools":
             core = [ch.dnf_argv(r.mount_dir, list(r.packages))]

@@ -61,6 +61,10 @@ class ImageAnswers(Section):
     target: Literal["base", "build", "vllm-base", "vllm-openai"] = Field("vllm-base", description="Dockerfile target")
     max_jobs: int = Field(64, ge=1, le=1024, description="--build-arg max_jobs")
     nvcc_threads: int = Field(8, ge=1, le=256, description="--build-arg nvcc_threads")
+    dockerfile: AbsPath | None = Field(
+        None,
+        description="a Dockerfile to build instead of the rendered one (context: build_dir); the kata lab's stand-in",
+    )
     archive: AbsPath = Field("/home/pass-through/vllm.tar.gz", description="docker save output for ctr image import")
     containerd_ref: str = Field("docker.io/library/vllm-cvm:latest", description="the image as containerd names it")
 

@@ -63,7 +63,7 @@ def _plan(step: str) -> Callable[[Any], list[PlanStep]]:
         if step != "enter" and step != "unmount":
             undo = (CLI, "kata", "rootfs", "undo", "--recipe", recipe)
         if p.manual:
-            cmd = [c for c in p.commands if c[:1] != ["mount"] and c[:1] != ["umount"]]
+            cmd = [c for c in p.commands if c[0] not in ("mount", "umount", "fuse2fs")]
             return [
                 PlanStep(
                     title,

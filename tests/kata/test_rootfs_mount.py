@@ -1,0 +1,140 @@
+"""rootfs.mount / enter / add-hook / unmount on the lab image: loop and fuse2fs mounts, the pseudo-filesystems,
+unmounting in reverse order, the hook read back from the unmounted image, and a SIGTERM midway leaving no mount."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from cai_tui.kata.rootfs_mounts import PSEUDO
+from cai_tui.recipe import load_recipe
+from cai_tui.render import registry
+
+from .test_rootfs_lab import RootfsLab, cli, debugfs, loops_of, mounts_below, rootfs_lab_fixture  # noqa: F401 (fixture)
+
+
+def fstypes(directory: Path) -> list[tuple[str, str, str]]:
+    root = os.path.realpath(directory)
+    rows = []
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _src, mp, fstype, opts = line.split()[:4]
+        if mp == root or mp.startswith(root + "/"):
+            rows.append((mp.removeprefix(root), fstype, opts))
+    return rows
+
+
+EXPECTED = [("sys", "sysfs"), ("proc", "proc"), ("tmp", "tmpfs"), ("dev", "devtmpfs"), ("dev/pts", "devpts")]
+
+
+def test_mount_by_loop_binds_pseudo_filesystems_and_unmount_goes_in_reverse(rootfs_lab: RootfsLab) -> None:
+    r = rootfs_lab.run("mount", "--method", "loop")
+    assert r.returncode == 0, r.stderr
+    assert "with a loop device: /dev/loop" in r.stderr
+    rows = fstypes(rootfs_lab.mount_dir)
+    assert [(mp, t) for mp, t, _o in rows] == [("", "ext4")] + [(f"/{sub}", t) for sub, t in EXPECTED]
+    opts = {mp: o.split(",") for mp, _t, o in rows}
+    assert "ro" in opts["/sys"] and "ro" in opts["/proc"] and "ro" in opts["/dev"]
+    assert [s for s, _a in PSEUDO] == [s for s, _t in EXPECTED]
+    record = json.loads((rootfs_lab.state / "kata-rootfs-mounts.json").read_text())
+    mnt = os.path.realpath(rootfs_lab.mount_dir)
+    assert record["method"] == "loop" and record["temporary"] is False
+    assert record["mounts"] == [mnt] + [f"{mnt}/{sub}" for sub, _t in EXPECTED]
+    assert loops_of(rootfs_lab.image)
+
+    enter = rootfs_lab.run("enter")  # uses the recorded mounts and leaves them
+    assert enter.returncode == 0 and "using the mounts of rootfs.mount (loop)" in enter.stderr
+    assert "\nok\n" in enter.stderr and f"chroot {rootfs_lab.mount_dir} /bin/bash" in enter.stdout
+    assert len(mounts_below(rootfs_lab.dir)) == 6
+
+    again = rootfs_lab.run("mount")
+    assert again.returncode == 0 and "already mounted" in again.stdout
+
+    u = rootfs_lab.run("unmount")
+    assert u.returncode == 0, u.stderr
+    order = [ln.removeprefix("→ unmounted ") for ln in u.stderr.splitlines() if ln.startswith("→ unmounted ")]
+    assert order == list(reversed(record["mounts"]))
+    assert mounts_below(rootfs_lab.dir) == [] and loops_of(rootfs_lab.image) == ""
+    assert not (rootfs_lab.state / "kata-rootfs-mounts.json").exists()
+    nothing = rootfs_lab.run("unmount")
+    assert nothing.returncode == 0 and "nothing mounted by cai-tui" in nothing.stdout
+
+
+def test_mount_by_fuse2fs_runs_the_chroot_and_unmounts(rootfs_lab: RootfsLab) -> None:
+    r = rootfs_lab.run("mount", "--method", "fuse2fs")
+    assert r.returncode == 0, r.stderr
+    assert "with fuse2fs (a FUSE mount)" in r.stderr
+    rows = fstypes(rootfs_lab.mount_dir)
+    assert rows[0][0] == "" and rows[0][1].startswith("fuse")
+    assert [mp for mp, _t, _o in rows[1:]] == [f"/{sub}" for sub, _t in EXPECTED]
+    assert loops_of(rootfs_lab.image) == ""  # no loop device involved
+    enter = rootfs_lab.run("enter")
+    assert enter.returncode == 0 and "\nok\n" in enter.stderr
+    assert rootfs_lab.run("unmount").returncode == 0
+    assert mounts_below(rootfs_lab.dir) == []
+
+
+def test_add_hook_mounts_for_its_run_writes_0755_hook_and_leaves_nothing_mounted(rootfs_lab: RootfsLab) -> None:
+    r = rootfs_lab.run("add-hook")
+    assert r.returncode == 0, r.stderr
+    assert mounts_below(rootfs_lab.dir) == [] and loops_of(rootfs_lab.image) == ""
+    hook = "/usr/share/oci/hooks/prestart/nvidia-container-toolkit.sh"
+    stat = debugfs(rootfs_lab.image, f"stat {hook}")
+    assert "Type: regular    Mode:  0755" in stat
+    expected = registry.get("kata-hook").render(load_recipe(rootfs_lab.recipe).recipe).text
+    assert debugfs(rootfs_lab.image, f"cat {hook}") == expected
+    assert expected.startswith("#!/bin/bash -x\n")
+
+
+def test_enter_without_mount_cleans_up_its_temporary_mounts(rootfs_lab: RootfsLab) -> None:
+    r = rootfs_lab.run("enter", "--method", "fuse2fs")
+    assert r.returncode == 0, r.stderr
+    assert f"$ fuse2fs -o rw {rootfs_lab.image} {rootfs_lab.mount_dir}\n" in r.stderr  # the plan names the method
+    assert "note: mounts with fuse2fs: --method fuse2fs" in r.stderr
+    assert r.stderr.index("$ umount " + str(rootfs_lab.mount_dir)) < r.stderr.index("→ $ fuse2fs")  # plan first
+    assert "\nok\n" in r.stderr
+    assert mounts_below(rootfs_lab.dir) == []
+    assert not (rootfs_lab.state / "kata-rootfs-mounts.json").exists()
+
+
+def test_sigterm_while_the_chroot_command_runs_leaves_no_mount(rootfs_lab: RootfsLab) -> None:
+    env = {**os.environ, "CAI_TUI_STATE_DIR": str(rootfs_lab.state), "CAI_LAB_INSTALLER_SLEEP": "60"}
+    env.pop("CAI_TUI_EVENTS", None)
+    proc = subprocess.Popen(
+        [*cli(), "kata", "rootfs", "install-driver", "--recipe", str(rootfs_lab.recipe)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        for line in proc.stdout:  # lines arrive while the installer runs: live output
+            seen.append(line)
+            if "sleeping 60 s" in line or time.monotonic() > deadline:
+                break
+        assert any("sleeping 60 s" in ln for ln in seen), "".join(seen)
+        assert len(mounts_below(rootfs_lab.dir)) == 6  # midway: the image and its pseudo-filesystems
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(seen) + rest
+    assert proc.returncode == 130, out
+    assert "interrupted: rootfs install-driver stopped; the mounts it made are undone" in out
+    assert mounts_below(rootfs_lab.dir) == [], Path("/proc/mounts").read_text()
+    assert loops_of(rootfs_lab.image) == ""
+    assert not (rootfs_lab.state / "kata-rootfs-mounts.json").exists()
+    mnt = os.path.realpath(rootfs_lab.mount_dir)
+    for p in Path("/proc").iterdir():  # the installer (and its sleep) did not outlive the run
+        if p.name.isdigit():
+            try:
+                assert not os.readlink(p / "root").startswith(mnt), (p / "cmdline").read_text()
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
