@@ -111,7 +111,8 @@ def register(app: typer.Typer) -> None:
         from .events_view import EventsView, cancel_on_signals
 
         plan = _survey(*_inputs(bdf, sysroot, recipe))
-        _show(plan, False)
+        if not as_json or not plan.viable:
+            _show(plan, as_json)
         if not plan.viable:
             raise typer.Exit(1)
         if plan.to_bind and not yes:
@@ -131,10 +132,11 @@ def register(app: typer.Typer) -> None:
         except Cancelled:
             _say("interrupted: some functions may be on vfio-pci; `cai-tui kata vfio undo` gives them back", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        if as_json:
+            _say(json.dumps({"plan": plan.to_json(), **out.to_json()}))
+            return
         for m in out.messages:
             _say(m)
-        if as_json:
-            _say(json.dumps(out.to_json(), indent=2))
         for node in out.nodes:
             _say(f"export VFIO={node}")
 
@@ -163,7 +165,8 @@ def register(app: typer.Typer) -> None:
         except Cancelled:
             _say("interrupted: run `cai-tui kata vfio undo` again to finish", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        if as_json:
+            _say(json.dumps(out.to_json()))
+            return
         for m in out.messages:
             _say(m)
-        if as_json:
-            _say(json.dumps(out.to_json(), indent=2))

@@ -207,3 +207,22 @@ def test_lab_gpu_by_separate_processes_with_the_recipe(tmp_path: Path, state: Pa
         fake.settle()
         assert fake.snapshot() == before
         assert fake.errors() == []
+
+
+def test_apply_and_undo_json(tmp_path: Path, state: Path) -> None:
+    with build_fake_sysfs(tmp_path / "root", "lab") as fake:
+        r = runner.invoke(app, ["kata", "vfio", "apply", "--sysroot", str(fake.root), "--yes", "--json"])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.output.splitlines()[-1])
+        assert doc["changed"] == [f"{LAB_GPU_BDF}: nvidia → vfio-pci"]
+        assert doc["nodes"] == [f"/dev/vfio/{LAB_GPU_GROUP}"]
+        assert doc["plan"]["groups"][0]["group"] == LAB_GPU_GROUP and doc["plan"]["viable"] is True
+        assert "sysroot:" not in r.output  # no human plan mixed into the JSON
+        r = runner.invoke(app, ["kata", "vfio", "undo", "--json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output.splitlines()[-1]) == {
+            "changed": [f"{LAB_GPU_BDF}: vfio-pci → nvidia"],
+            "nodes": [],
+            "messages": [],
+        }
+        assert fake.driver_of(LAB_GPU_BDF) == "nvidia"
