@@ -214,7 +214,8 @@ def _subnets(plugin: dict[str, Any]) -> list[str]:
 
 def _relay(emit: EventSink) -> Any:
     def on_line(stream: str, text: str) -> None:
-        emit(ev.line(text, stream=stream, source="cni"))
+        if text.strip():
+            emit(ev.line(text, stream=stream, source="cni"))
 
     return on_line
 

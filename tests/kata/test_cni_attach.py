@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from cai_tui.cli.main import app
 from cai_tui.lab.kata.cni import host_network_snapshot, lab_cni_answers, netns_address, remove_lab_network
 from tests.helpers import run_cli
 
@@ -33,6 +35,13 @@ def cni_lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    """``cai-tui kata cni ARGS --recipe R`` in this process (fast; the CLI's exit code, stdout and stderr)."""
+    r = CliRunner(env=lab["env"]).invoke(app, ["kata", "cni", *args, "--recipe", str(lab["recipe"])])
+    return subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
+
+
+def _real_cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    """The same as a separate process, as the stage engine runs it."""
     return run_cli("kata", "cni", *args, "--recipe", str(lab["recipe"]), env=lab["env"])
 
 
@@ -57,7 +66,7 @@ def test_attach_by_direct_plugin_invocation_ping_and_undo(cni_lab: dict[str, Any
     assert a["netns"] in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "exists" in _cli(cni_lab, "create-netns").stdout
 
-    r = _cli(cni_lab, "attach")
+    r = _real_cli(cni_lab, "attach")
     assert r.returncode == 0, r.stderr
     assert "cnitool is not installed: attaching by invoking the CNI plugins directly" in r.stderr
     assert (
@@ -90,7 +99,7 @@ def test_attach_by_direct_plugin_invocation_ping_and_undo(cni_lab: dict[str, Any
 
     plan = _cli(cni_lab, "undo", "--plan")
     assert f"ip link del {a['bridge']}" in plan.stdout and f"ip netns del {a['netns']}" in plan.stdout
-    u = _cli(cni_lab, "undo")
+    u = _real_cli(cni_lab, "undo")
     assert u.returncode == 0, u.stderr
     assert f"CNI DEL of {a['network_name']} for {record['container_id']}" in u.stdout
     assert f"bridge {a['bridge']} deleted" in u.stdout and f"network namespace {a['netns']} deleted" in u.stdout
@@ -126,3 +135,32 @@ def test_attach_without_netns_or_conf_says_which_step_first(cni_lab: dict[str, A
     assert r.returncode == 1
     assert f"network namespace {cni_lab['answers']['netns']} does not exist: create it first" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_failed_add_is_deleted_and_an_unfinished_one_is_redone(cni_lab: dict[str, Any]) -> None:
+    a = cni_lab["answers"]
+    assert _cli(cni_lab, "write-conf").returncode == 0
+    assert _cli(cni_lab, "create-netns").returncode == 0
+    record = cni_lab["state"] / "kata-cni-attach.json"
+    leases = Path("/var/lib/cni/networks") / a["network_name"]
+    # the bridge's name taken by a link that is no bridge: the bridge plugin's ADD fails after host-local leased
+    subprocess.run(["ip", "link", "add", a["bridge"], "type", "veth", "peer", "name", a["bridge"] + "p"], check=True)
+    try:
+        r = _cli(cni_lab, "attach")
+        assert r.returncode == 1
+        assert "bridge ADD failed (CNI error code" in r.stderr and "is not a bridge" in r.stderr
+        assert "ADD failed: deleting the partial attachment" in r.stderr  # SPEC: a DEL follows a failed ADD
+        assert not record.exists()
+        assert not [p for p in leases.glob("*") if p.name[0].isdigit()]  # the DEL released the address
+    finally:
+        subprocess.run(["ip", "link", "del", a["bridge"]], check=False)
+    assert _cli(cni_lab, "attach").returncode == 0
+    rec = json.loads(record.read_text())
+    rec["state"] = "adding"  # as if the run had been killed between ADD and its record
+    record.write_text(json.dumps(rec))
+    r = _cli(cni_lab, "attach")
+    assert r.returncode == 0, r.stderr
+    assert "an earlier attachment did not finish" in r.stderr and "attached: netns" in r.stdout
+    assert len([p for p in leases.glob("*") if p.name[0].isdigit()]) == 1
+    u = _cli(cni_lab, "undo")
+    assert u.returncode == 0 and f"bridge {a['bridge']} deleted" in u.stdout

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from cai_tui.cli.main import app
 from cai_tui.lab.kata.cni import lab_cni_answers, remove_lab_network
 from tests.helpers import run_cli
 
@@ -36,6 +38,13 @@ def cni_lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    """``cai-tui kata cni ARGS --recipe R`` in this process (fast; the CLI's exit code, stdout and stderr)."""
+    r = CliRunner(env=lab["env"]).invoke(app, ["kata", "cni", *args, "--recipe", str(lab["recipe"])])
+    return subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
+
+
+def _real_cli(lab: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    """The same as a separate process, as the stage engine runs it."""
     return run_cli("kata", "cni", *args, "--recipe", str(lab["recipe"]), env=lab["env"])
 
 
@@ -53,7 +62,7 @@ def test_install_plugins_missing_names_the_documented_commands(cni_lab: dict[str
     empty = tmp_path / "bin"
     empty.mkdir()
     recipe = _recipe(tmp_path / "empty.yaml", {**cni_lab["answers"], "bin_dir": str(empty)})
-    r = run_cli("kata", "cni", "install-plugins", "--recipe", str(recipe), env=cni_lab["env"])
+    r = _real_cli({**cni_lab, "recipe": recipe}, "install-plugins")
     assert r.returncode == 1
     assert f"{empty} lacks the CNI plugin(s) bridge, host-local, loopback" in r.stderr
     url = "https://github.com/containernetworking/plugins/releases/download/v1.6.0/cni-plugins-linux-arm64-v1.6.0.tgz"
