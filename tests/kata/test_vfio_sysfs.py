@@ -63,6 +63,7 @@ def test_layout_as_sysfs(tmp_path: Path) -> None:
         assert (fake.root / "sys/bus/pci" / f).is_fifo(), f
     assert sorted(os.listdir(fake.root / "dev/vfio")) == ["vfio"]
     assert "virtcca_cvm_host=1" in (fake.root / "proc/cmdline").read_text()
+    assert fake.gpu_answers() == {"sysroot": str(fake.root), "bdf": LAB_GPU_BDF, "iommu_group": LAB_GPU_GROUP}
 
 
 def test_variants(tmp_path: Path) -> None:

@@ -384,6 +384,14 @@ class FakeSysfs:
             time.sleep(0.01)
         raise TimeoutError("the fake sysfs emulator did not catch up (is it started?)")
 
+    def gpu_answers(self) -> dict[str, Any]:
+        """``answers.gpu`` for a kata lab recipe on this tree: the sysroot, and the GPU and group of its variant."""
+        gpus = {"lab": (LAB_GPU_BDF, LAB_GPU_GROUP), "no-vfio": (LAB_GPU_BDF, LAB_GPU_GROUP),
+                "consumer": (CONSUMER_GPU_BDF, CONSUMER_GROUP), "non-viable": (NONVIABLE_GPU_BDF, NONVIABLE_GROUP),
+                "no-iommu": (NO_IOMMU_GPU_BDF, None), "all": (LAB_GPU_BDF, LAB_GPU_GROUP)}  # fmt: skip
+        bdf, group = gpus[self.variant]
+        return {"sysroot": str(self.root), "bdf": bdf, "iommu_group": group}
+
     def errors(self) -> list[str]:
         return [line for line in self.log if line.startswith("error: ")]
 
