@@ -86,6 +86,14 @@ def needs_buildkit(dockerfile_text: str) -> list[str]:
     return [ln.strip() for ln in dockerfile_text.splitlines() if BUILDKIT_ONLY.match(ln)]
 
 
+def stages(dockerfile_text: str) -> list[str]:
+    """The stage names (``FROM … AS name``), for ``--target``."""
+    return [
+        m.group(1)
+        for m in re.finditer(r"(?im)^[ \t]*FROM(?:[ \t]+--\S+)*[ \t]+\S+[ \t]+AS[ \t]+(\S+)", dockerfile_text)
+    ]
+
+
 def install_commands(version: str) -> list[str]:
     return [c.format(v=version) for c in DOCUMENTED_INSTALL]
 
@@ -301,6 +309,13 @@ def build(recipe: Any, sink: EventSink, cancel: CancelToken | None = None, need_
         )
     else:
         sink(note(f"BuildKit through {bx.version}"))
+    named = stages(src.text)
+    if i.target not in named:
+        raise ImageError(
+            f"{src.dockerfile} has no stage {i.target} (FROM … AS {i.target}) for --target: its stages are "
+            f"{', '.join(named) or 'none (no FROM … AS name)'}; name the stage, or set image.target to one of them",
+            2,
+        )
     need = (need_gib if need_gib is not None else (SEED_NEED_GIB if src.rendered else CUSTOM_NEED_GIB)) * GIB
     sink(note(check_space(data_root(), int(need), "docker's data root")))
     rec: dict[str, Any] = state.read_record(RECORD) or {}

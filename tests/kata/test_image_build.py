@@ -188,3 +188,11 @@ def test_plans_and_the_seed_dockerfile_needs_buildkit(tmp_path: Path) -> None:
     assert build.argv == ["cai-tui", "kata", "image", "build", "--recipe", recipe]
     assert build.undo == ("cai-tui", "kata", "image", "undo", "--recipe", recipe)
     assert "/home/pass-through/vllm-build/Dockerfile" in build.changes and "vllm-cvm:latest" in build.changes
+
+
+def test_a_dockerfile_without_the_target_stage_is_refused(lab: dict) -> None:
+    (lab["ctx"] / "Dockerfile.lab").write_text("FROM scratch\nCOPY busybox /bin/busybox\n")
+    r = run_cli("kata", "image", "build", "--recipe", str(lab["recipe"]), env=lab["env"])
+    assert r.returncode == 2
+    assert "has no stage vllm-base (FROM … AS vllm-base) for --target: its stages are none" in r.stderr
+    assert image_id(lab["tag"]) is None

@@ -58,6 +58,19 @@ KATA_NOT_REAL: tuple[tuple[str, str], ...] = (
         "core does; the write-only files are named pipes, errors a write would return (-EBUSY, -ENODEV) go to its "
         "log, /dev/vfio/<N> is a regular file; no device, driver or IOMMU is touched",
     ),
+    (
+        "docker buildx and the image build (lab)",
+        "Debian's docker.io has no buildx and GitHub (its documented download) is out of reach: image install-buildx "
+        "says so, and image build runs the classic builder (DOCKER_BUILDKIT=0) on the stand-in's Dockerfile, given as "
+        "answers.image.dockerfile, instead of BuildKit on the seed's rendered Dockerfile (which needs RUN --mount); "
+        "the rest — disk check, --build-arg/--target/--tag, docker save, the undo — is the same",
+    ),
+    (
+        "kata configuration in effect (lab)",
+        "cai_tui.lab.kata.kata_config renders kata 3.24.0's own configuration-qemu.toml.in (arm64 kata-deploy values, "
+        "the virtCCA kernel_params) into the lab's folder and KATA_CONF_FILE names it; no kata runtime reads it "
+        "(since kata 4.0 the shim would accept KATA_CONF_FILE only for one of its default paths)",
+    ),
 )
 
 
