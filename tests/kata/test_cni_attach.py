@@ -24,7 +24,15 @@ def cni_lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
     answers = lab_cni_answers(tmp_path)
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
-        json.dumps({"schema_version": 1, "flow": "kata-virtcca", "name": "cni-lab", "answers": {"cni": answers}})
+        json.dumps(
+            {
+                "schema_version": 1,
+                "flow": "kata-virtcca",
+                "name": "cni-lab",
+                "answers": {"cni": answers},
+                "targets": {"host": "local"},
+            }
+        )
     )
     env = {"CAI_TUI_STATE_DIR": str(tmp_path / "state")}
     try:
@@ -86,6 +94,11 @@ def test_attach_by_direct_plugin_invocation_ping_and_undo(cni_lab: dict[str, Any
     assert record["network"]["doc"]["ipam"]["subnet"] == a["subnet"]
     assert record["bridge"] == {"name": a["bridge"], "created": True}
     assert record["result"]["ips"][0]["address"] == f"{address}/24"
+
+    guard = CliRunner().invoke(app, ["doctor", "--recipe", str(cni_lab["recipe"]), "--only", "cni.network", "--json"])
+    (check,) = json.loads(guard.stdout)["checks"]
+    assert check["status"] == "pass", check["summary"]  # the steps' guard
+    assert f"netns {a['netns']} has eth0 {address}/24" in check["summary"]
 
     again = _cli(cni_lab, "attach")  # idempotent: no second attachment
     assert again.returncode == 0, again.stderr
