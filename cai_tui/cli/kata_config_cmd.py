@@ -69,6 +69,7 @@ def config(
     from ..events import line as line_event
     from ..events import note
     from ..kata import config_edit as ce
+    from ..kata import config_write as cw
 
     with _view() as view:
         try:
@@ -76,7 +77,7 @@ def config(
             if restore:
                 if set_ or write:
                     raise ce.ConfigEditError("--restore takes no --set or --write")
-                done = ce.restore(path, force=force)
+                done = cw.restore(path, force=force)
                 for d in done.diff:
                     view(line_event(d))
                 view(note(done.message))
@@ -100,7 +101,7 @@ def config(
             if not write:
                 view(note("not written: add --write to write it (the original kept as FILE.bak)"))
                 return
-            bak = ce.write(path, old, result.new)
+            bak = cw.write(path, old, result.new)
             view(note(f"wrote {path} (the original is {bak}; undo: cai-tui kata config {path} --restore)"))
         except ce.ConfigEditError as e:
             view(note(e.message, level="error"))

@@ -13,6 +13,7 @@ import tomllib
 
 from cai_tui.kata import config_edit as ce
 from cai_tui.kata import config_find as cf
+from cai_tui.kata import config_write as cw
 from cai_tui.lab.kata.kata_config import render, write_kata_config
 
 HOOK = "/usr/share/oci/hooks"
@@ -135,18 +136,18 @@ def test_write_keeps_the_original_as_bak_and_restore_is_byte_exact(tmp_path: Pat
     original = path.read_bytes()
     path.chmod(0o640)
     old, text = ce.read_config(str(path))
-    bak = ce.write(str(path), old, ce.edit(text, [("guest_hook_path", HOOK)], str(path)).new)
+    bak = cw.write(str(path), old, ce.edit(text, [("guest_hook_path", HOOK)], str(path)).new)
     assert bak == f"{path}.bak" and Path(bak).read_bytes() == original
     assert path.stat().st_mode & 0o777 == 0o640
     first = path.read_bytes()
     # a second, different edit keeps the .bak as the ORIGINAL, not the first edit's result
     old, text = ce.read_config(str(path))
-    ce.write(str(path), old, ce.edit(text, [("hypervisor.qemu.default_memory", "20480")], str(path)).new)
+    cw.write(str(path), old, ce.edit(text, [("hypervisor.qemu.default_memory", "20480")], str(path)).new)
     assert Path(bak).read_bytes() == original and path.read_bytes() != first
-    done = ce.restore(str(path))
+    done = cw.restore(str(path))
     assert done.restored and path.read_bytes() == original and not Path(bak).exists()
     assert any(d.startswith("-default_memory = 20480") for d in done.diff)
-    again = ce.restore(str(path))
+    again = cw.restore(str(path))
     assert not again.restored and again.message.startswith("nothing to undo")
 
 
@@ -156,21 +157,21 @@ def test_a_foreign_bak_is_never_overwritten_nor_restored_without_force(tmp_path:
     old, text = ce.read_config(str(path))
     new = ce.edit(text, [("guest_hook_path", HOOK)], str(path)).new
     with pytest.raises(ce.ConfigEditError, match=r"\.bak exists and is not cai-tui's backup") as e:
-        ce.write(str(path), old, new)
+        cw.write(str(path), old, new)
     assert e.value.exit_code == 1 and path.read_bytes() == old
-    done = ce.restore(str(path))
+    done = cw.restore(str(path))
     assert not done.restored and "--force" in done.message and path.read_bytes() == old
 
 
 def test_restore_refuses_over_later_edits(tmp_path: Path) -> None:
     path = write_kata_config(tmp_path)
     old, text = ce.read_config(str(path))
-    ce.write(str(path), old, ce.edit(text, [("guest_hook_path", HOOK)], str(path)).new)
+    cw.write(str(path), old, ce.edit(text, [("guest_hook_path", HOOK)], str(path)).new)
     path.write_bytes(path.read_bytes() + b"# edited by hand\n")
     with pytest.raises(ce.ConfigEditError, match="changed since cai-tui wrote it") as e:
-        ce.restore(str(path))
+        cw.restore(str(path))
     assert e.value.exit_code == 1
-    assert ce.restore(str(path), force=True).restored and path.read_bytes() == old
+    assert cw.restore(str(path), force=True).restored and path.read_bytes() == old
 
 
 def test_file_in_effect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
