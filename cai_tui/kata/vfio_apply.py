@@ -90,7 +90,8 @@ def _wait(pred: Callable[[], bool], settle_s: float, token: CancelToken) -> bool
             return True
         if time.monotonic() >= deadline:
             return False
-        token.wait(POLL_S)
+        if token.wait(POLL_S):
+            token.check()  # raises Cancelled
 
 
 def _do(t: SysrootTarget, w: Write, sink: EventSink) -> None:
@@ -176,8 +177,8 @@ def undo(sysroot: str | None, *, sink: EventSink, token: CancelToken = NEVER, se
                 _do(t, Write(f"{PCI_BUS}/drivers/{VFIO}/unbind", bdf), sink)
                 if not _wait(_on(t, bdf, None), settle_s, token):
                     raise VfioError(f"{bdf} is still on vfio-pci after the unbind: a VM (QEMU) holds the group")
-            elif now != prev:
-                out.messages.append(f"{bdf} is on {now or 'no driver'}, not vfio-pci: left as it is")
+            elif now is not None and now != prev:  # unbound (an apply cut short) goes back below
+                out.messages.append(f"{bdf} is on {now}, neither vfio-pci nor {prev or 'unbound'}: left as it is")
                 continue
             if prev is not None and driver_now(t, bdf) != prev:
                 _do(t, Write(DRIVERS_PROBE, bdf), sink)

@@ -226,3 +226,31 @@ def test_apply_and_undo_json(tmp_path: Path, state: Path) -> None:
             "messages": [],
         }
         assert fake.driver_of(LAB_GPU_BDF) == "nvidia"
+
+
+def test_cancel_while_waiting_for_the_kernel_stops_and_undo_cleans_up(tmp_path: Path, state: Path) -> None:
+    from cai_tui.events import Cancelled, CancelToken, Event
+    from cai_tui.kata.vfio import survey
+    from cai_tui.kata.vfio_apply import apply
+
+    with build_fake_sysfs(tmp_path / "root", "lab") as fake:
+        before = fake.snapshot()
+        plan = asyncio.run(survey(str(fake.root), None))
+        token = CancelToken()
+
+        def sink(event: Event) -> None:
+            if event.kind == "line" and event.text.endswith("/unbind"):
+                token.cancel("SIGTERM")  # the unbind is written; its effect is what apply waits for
+
+        with fake._lock, pytest.raises(Cancelled):  # the emulator holds still: the kernel has not reacted yet
+            apply(plan, sink=sink, token=token, settle_s=30)
+        fake.settle()
+        assert [p for p, _ in fake.journal] == [
+            f"/sys/bus/pci/devices/{LAB_GPU_BDF}/driver_override",
+            "/sys/bus/pci/drivers/nvidia/unbind",
+        ]
+        assert fake.driver_of(LAB_GPU_BDF) is None  # half done: unbound, not yet on vfio-pci
+        code, out = vfio("undo")
+        assert code == 0, out
+        assert fake.driver_of(LAB_GPU_BDF) == "nvidia"
+        assert fake.snapshot() == before
