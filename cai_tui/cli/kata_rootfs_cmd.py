@@ -86,6 +86,9 @@ def run_step(step: str, recipe: str, plan_only: bool, method: str) -> None:
 
     try:
         with EventsView(out="stderr") as view, cancel_on_signals(CancelToken()) as token:
+            import signal
+
+            signal.signal(signal.SIGHUP, lambda _s, _f: token.cancel("interrupted (SIGHUP)"))  # a closed terminal
             said = rootfs_steps.run(step, a, render_hook, method=method, sink=view, cancel=token)
     except RootfsError as exc:
         _say(f"error: {exc.message}", err=True)

@@ -6,22 +6,31 @@ recorded), ``install-tools`` (KATA-1.1 dnf --installroot), ``enter`` (KATA-1.4: 
 the chroot runs ``/bin/sh -c 'echo ok'``; a person opens a shell with ``chroot DIR /bin/bash``), ``install-driver``
 (KATA-1.5), ``add-hook`` (KATA-1.6), ``unmount`` (KATA-1.7), ``undo``. The steps that need the rootfs mounted use
 the mounts of ``mount`` when recorded, else mount for their own run and unmount on every way out.
+
+Undo records: ``kata-rootfs-grow`` (the backup: restoring it takes back everything later steps wrote into the image),
+``kata-rootfs-mounts`` (see :mod:`.rootfs_mounts`) and ``kata-rootfs-hook`` (the file add-hook replaced, or none, for
+an undo without a grow backup). What install-tools and install-driver write is taken back only by the grow backup.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import events as ev
 from . import rootfs_chroot as ch
 from . import rootfs_grow as gr
 from . import rootfs_mounts as mo
+from . import state
 from .rootfs_run import RootfsError, run_streaming
 
 STEPS = ("grow", "mount", "install-tools", "enter", "install-driver", "add-hook", "unmount", "undo")
+HOOK_RECORD = "kata-rootfs-hook"
 NEEDS_MOUNT = frozenset({"install-tools", "enter", "install-driver", "add-hook"})
 
 
@@ -88,7 +97,9 @@ def plan(step: str, a: Any, *, method: str = "auto", binfmt_dir: str = ch.BINFMT
         grown = gr.state.read_record(gr.RECORD)
         if grown is not None:
             p.commands.append(["mv", grown["backup"], grown["image"]])
-        if not p.commands:
+        if state.read_record(HOOK_RECORD) is not None and grown is None:
+            p.notes.append(f"puts back what add-hook replaced or removed at {a.driver.hook_path} (recorded)")
+        elif not p.commands:
             p.notes.append("nothing is recorded: nothing to undo")
         p.notes.append("unmounts what is recorded; restores the image from the grow's backup when grow recorded one")
     elif step in NEEDS_MOUNT:
@@ -163,6 +174,9 @@ def run(step: str, a: Any, render_hook: Any, *, method: str, sink: ev.EventSink,
         restored = gr.restore(sink=sink)
         if restored:
             said.append(restored)
+        hook = _undo_hook(a, bool(restored), method=method, sink=sink, cancel=cancel)
+        if hook:
+            said.append(hook)
         return "; ".join(said) if said else "nothing to undo"
     if step not in NEEDS_MOUNT:
         raise RootfsError(f"unknown rootfs step {step!r}: one of {', '.join(STEPS)}", 2)
@@ -180,11 +194,52 @@ def run(step: str, a: Any, render_hook: Any, *, method: str, sink: ev.EventSink,
                 run_streaming(["wget", "-nv", "-P", os.path.join(d, "home"), url], sink=sink, cancel=cancel)
                 installer = os.path.join(d, "home", name)
             return ch.install_driver(d, installer, sink=sink, cancel=cancel)
-        dest, previous = ch.write_hook(d, a.driver.hook_path, render_hook())
-        sink(ev.note(f"wrote {dest} (mode 0755)", step="rootfs.add_hook"))
-        if previous is not None:
-            sink(ev.note(f"{dest} existed; replaced ({len(previous)} bytes before)", step="rootfs.add_hook"))
-        return f"wrote the prestart hook {a.driver.hook_path} in {r.image} (mode 0755)"
+        return _add_hook(a, d, render_hook(), sink)
+
+
+def _add_hook(a: Any, mount_dir: str, text: str, sink: ev.EventSink) -> str:
+    """Write the hook; the first change is recorded (the previous file, or none) so that undo can take it back even
+    when no grow backup exists."""
+    dest = mount_dir.rstrip("/") + a.driver.hook_path
+    old = Path(dest).read_bytes() if os.path.isfile(dest) else None
+    old_mode = stat.S_IMODE(os.stat(dest).st_mode) if old is not None else None
+    if old == text.encode("utf-8") and old_mode == 0o755:
+        return f"the prestart hook {a.driver.hook_path} is in place (mode 0755); nothing changed"
+    if state.read_record(HOOK_RECORD) is None:
+        state.write_record(
+            HOOK_RECORD,
+            {
+                "image": os.path.abspath(a.rootfs.image),
+                "hook_path": a.driver.hook_path,
+                "previous_b64": base64.b64encode(old).decode() if old is not None else None,
+                "previous_mode": old_mode,
+            },
+        )
+    ch.write_hook(mount_dir, a.driver.hook_path, text)
+    sink(ev.note(f"wrote {dest} (mode 0755)", step="rootfs.add_hook"))
+    if old is not None:
+        sink(ev.note(f"{dest} existed; replaced ({len(old)} bytes before, kept for undo)", step="rootfs.add_hook"))
+    return f"wrote the prestart hook {a.driver.hook_path} in {a.rootfs.image} (mode 0755)"
+
+
+def _undo_hook(a: Any, restored: bool, *, method: str, sink: ev.EventSink, cancel: ev.CancelToken) -> str:
+    rec = state.read_record(HOOK_RECORD)
+    if rec is None:
+        return ""
+    if restored:  # the image is back as it was before the grow, hook included
+        state.drop_record(HOOK_RECORD)
+        return ""
+    with mo.mounted(rec["image"], a.rootfs.mount_dir, method=method, sink=sink, cancel=cancel, step="rootfs.undo") as m:
+        dest = m.mount_dir.rstrip("/") + rec["hook_path"]
+        if rec["previous_b64"] is None:
+            Path(dest).unlink(missing_ok=True)
+            said = f"removed the hook {rec['hook_path']} from {rec['image']}"
+        else:
+            ch.write_hook(m.mount_dir, rec["hook_path"], base64.b64decode(rec["previous_b64"]).decode("utf-8"))
+            os.chmod(dest, rec["previous_mode"] or 0o644)
+            said = f"put the previous {rec['hook_path']} back in {rec['image']}"
+    state.drop_record(HOOK_RECORD)
+    return said
 
 
 __all__ = ["NEEDS_MOUNT", "STEPS", "StepPlan", "plan", "run"]

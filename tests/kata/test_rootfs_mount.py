@@ -138,3 +138,43 @@ def test_sigterm_while_the_chroot_command_runs_leaves_no_mount(rootfs_lab: Rootf
                 assert not os.readlink(p / "root").startswith(mnt), (p / "cmdline").read_text()
             except (FileNotFoundError, ProcessLookupError, PermissionError):
                 continue
+
+
+def test_add_hook_without_a_grow_backup_is_undone_from_its_record(rootfs_lab: RootfsLab) -> None:
+    hook = "/usr/share/oci/hooks/prestart/nvidia-container-toolkit.sh"
+    previous = rootfs_lab.dir / "old-hook"
+    previous.write_text("#!/bin/sh\necho the user's own hook\n")
+    cmds = rootfs_lab.dir / "debugfs.cmds"
+    cmds.write_text(
+        "mkdir /usr/share\nmkdir /usr/share/oci\nmkdir /usr/share/oci/hooks\nmkdir /usr/share/oci/hooks/prestart\n"
+        f"cd /usr/share/oci/hooks/prestart\nwrite {previous} nvidia-container-toolkit.sh\n"
+        f"sif {hook} mode 0100700\n"
+    )
+    subprocess.run(["debugfs", "-w", "-f", str(cmds), str(rootfs_lab.image)], check=True, capture_output=True)
+    assert debugfs(rootfs_lab.image, f"cat {hook}") == previous.read_text()
+
+    r = rootfs_lab.run("add-hook")
+    assert r.returncode == 0, r.stderr
+    assert "existed; replaced" in r.stderr and debugfs(rootfs_lab.image, f"cat {hook}").startswith("#!/bin/bash -x")
+    again = rootfs_lab.run("add-hook")
+    assert again.returncode == 0 and "is in place (mode 0755); nothing changed" in again.stdout
+    undo = rootfs_lab.run("undo")
+    assert undo.returncode == 0, undo.stderr
+    assert f"put the previous {hook} back in {rootfs_lab.image}" in undo.stdout
+    assert debugfs(rootfs_lab.image, f"cat {hook}") == previous.read_text()
+    assert "Mode:  0700" in debugfs(rootfs_lab.image, f"stat {hook}")
+    assert mounts_below(rootfs_lab.dir) == []
+    assert rootfs_lab.run("undo").stdout.strip() == "nothing to undo"
+
+
+def test_add_hook_undo_removes_a_hook_that_was_not_there(rootfs_lab: RootfsLab) -> None:
+    hook = "/usr/share/oci/hooks/prestart/nvidia-container-toolkit.sh"
+    assert rootfs_lab.run("add-hook").returncode == 0
+    undo = rootfs_lab.run("undo")
+    assert undo.returncode == 0 and f"removed the hook {hook}" in undo.stdout
+    assert (
+        "File not found by ext2_lookup"
+        in subprocess.run(
+            ["debugfs", "-R", f"stat {hook}", str(rootfs_lab.image)], capture_output=True, text=True
+        ).stderr
+    )
