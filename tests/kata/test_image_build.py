@@ -196,3 +196,36 @@ def test_a_dockerfile_without_the_target_stage_is_refused(lab: dict) -> None:
     assert r.returncode == 2
     assert "has no stage vllm-base (FROM … AS vllm-base) for --target: its stages are none" in r.stderr
     assert image_id(lab["tag"]) is None
+
+
+def test_sigterm_stops_the_build_and_leaves_nothing(lab: dict) -> None:
+    (lab["ctx"] / "Dockerfile.lab").write_text(
+        'FROM scratch AS vllm-base\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sleep", "60"]\n'
+    )
+    import signal
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cai_tui.cli.main", "kata", "image", "build", "--recipe", str(lab["recipe"])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **lab["env"]},
+    )
+    seen: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    for text in proc.stdout:  # live: the RUN step's line arrives while the build runs
+        seen.append(text)
+        if "busybox" in text and "sleep" in text and "Step" in text:
+            break
+        assert time.monotonic() < deadline, "".join(seen)
+    time.sleep(1)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert time.monotonic() - started < 20
+    assert "cancelled: the build was stopped" in rest
+    assert image_id(lab["tag"]) is None and not lab["archive"].exists()
