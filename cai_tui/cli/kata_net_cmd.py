@@ -1,7 +1,7 @@
 """``cai-tui kata cni install-plugins|install-cnitool|write-conf|create-netns|attach|undo (KATA-4)``. Imports of the core stay inside the commands (``--help`` must stay fast).
 
 Exit codes: 0 done (or already so), 1 failed (the message says what to do), 2 input error (a clashing subnet, a recipe
-of another flow). ``--plan`` prints what the step would run and change, and changes nothing.
+of another flow), 3 manual (the CNI plugins are missing: the message names the documented commands). ``--plan`` prints what the step would run and change, and changes nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ cni_app = typer.Typer(
 )
 
 RECIPE = typer.Option(..., "--recipe", help="The kata-virtcca recipe (answers.cni.*).")
+EXIT_MANUAL = 3  # a step a person must do (cai_tui.kata.cni.EXIT_MANUAL)
 PLAN = typer.Option(False, "--plan", help="Print what would run and change; change nothing.")
 
 
@@ -59,7 +60,7 @@ def _run(work: Callable[[Any, Any], Coroutine[Any, Any, str | None]], recipe: st
         with EventsView(out="stderr") as view:
             summary: str | None = asyncio.run(work(LocalTarget(), view))
     except CniError as e:
-        _say(f"error: {e.message}", err=True)
+        _say(e.message if e.exit_code == EXIT_MANUAL else f"error: {e.message}", err=True)
         raise typer.Exit(e.exit_code) from None
     except StateError as e:
         _say(f"error: {e}", err=True)

@@ -29,6 +29,12 @@ REC_NETNS = "kata-cni-netns"
 REC_ATTACH = "kata-cni-attach"
 PLUGINS_NEEDED = ("bridge", "host-local", "loopback")
 PARTS = ("attach", "netns", "conf")
+EXIT_MANUAL = 3  # as the other kata doers: a step a person must do (the message names the commands)
+MANUAL_PLUGINS = (
+    "cai-tui downloads nothing: the documented commands fetch the release from GitHub (on an aarch64 host the "
+    "arm64 archive, not arm); or set answers.cni.bin_dir to a folder that holds them (Debian's "
+    "containernetworking-plugins: /usr/lib/cni)"
+)
 
 __all__ = ["CniError", "attach", "create_netns", "install_cnitool", "install_plugins", "undo", "write_conf"]
 
@@ -67,17 +73,21 @@ def _note(emit: EventSink, text: str, level: str = "info") -> None:
 async def install_plugins(t: Target, cni: CniAnswers, emit: EventSink) -> Done:
     """KATA-4.1: done when ``bin_dir`` holds bridge, host-local and loopback; else CniError with the documented
     commands (this program downloads nothing)."""
-    missing = [p for p in PLUGINS_NEEDED if find_plugin(cni.bin_dir, p) is None]
+    missing = plugins_missing(cni)
     if not missing:
         return Done(
             f"{cni.bin_dir} already holds the CNI plugins ({', '.join(PLUGINS_NEEDED)}): nothing to install", False
         )
-    cmds = "\n  ".join(documented_plugins(cni))
     raise CniError(
-        f"{cni.bin_dir} lacks the CNI plugin(s) {', '.join(missing)}. This program does not download them; run the "
-        f"documented commands (on an aarch64 host the arm64 archive, not arm):\n  {cmds}\n"
-        f"or set answers.cni.bin_dir to a folder that holds them (Debian's containernetworking-plugins: /usr/lib/cni)"
+        f"manual: {cni.bin_dir} lacks the CNI plugin(s) {', '.join(missing)}; {MANUAL_PLUGINS}. Run this yourself: "
+        + " && ".join(documented_plugins(cni)),
+        EXIT_MANUAL,
     )
+
+
+def plugins_missing(cni: CniAnswers) -> list[str]:
+    """The plugins the network needs that ``bin_dir`` lacks (on this machine)."""
+    return [p for p in PLUGINS_NEEDED if find_plugin(cni.bin_dir, p) is None]
 
 
 def cnitool_path(cni: CniAnswers) -> str | None:

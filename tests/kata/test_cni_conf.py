@@ -63,11 +63,17 @@ def test_install_plugins_missing_names_the_documented_commands(cni_lab: dict[str
     empty.mkdir()
     recipe = _recipe(tmp_path / "empty.yaml", {**cni_lab["answers"], "bin_dir": str(empty)})
     r = _real_cli({**cni_lab, "recipe": recipe}, "install-plugins")
-    assert r.returncode == 1
-    assert f"{empty} lacks the CNI plugin(s) bridge, host-local, loopback" in r.stderr
+    assert r.returncode == 3  # manual, as the other kata doers
+    assert f"manual: {empty} lacks the CNI plugin(s) bridge, host-local, loopback" in r.stderr
     url = "https://github.com/containernetworking/plugins/releases/download/v1.6.0/cni-plugins-linux-arm64-v1.6.0.tgz"
-    assert f"wget {url}" in r.stderr
+    assert f"wget {url} && mkdir -p {empty} " in r.stderr
     assert f"tar -zxvf cni-plugins-linux-arm64-v1.6.0.tgz -C {empty}" in r.stderr
+    from cai_tui.actions.registry import get
+    from cai_tui.recipe import load_recipe
+
+    (step,) = get("cni.install_plugins").plan(load_recipe(recipe))  # type: ignore[union-attr]
+    assert step.manual.startswith(f"{empty} lacks bridge, host-local, loopback; cai-tui downloads nothing")
+    assert step.argv[:2] == ["sh", "-c"] and step.argv[2].startswith(f"wget {url} && ")
     assert "Traceback" not in r.stderr
 
 

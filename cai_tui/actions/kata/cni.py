@@ -19,21 +19,30 @@ def _undo(what: str, recipe: str) -> tuple[str, ...]:
 
 
 def plan_install_plugins(loaded: Any) -> list[PlanStep]:
-    from ...kata.cni import documented_plugins
+    from ...kata.cni import MANUAL_PLUGINS, documented_plugins, plugins_missing
 
     cni = kata_answers(loaded).cni
     notes: list[str] = []
     recipe = recipe_path(loaded, notes)
-    notes.append(
-        "this program downloads nothing: where the plugins are absent it stops and names the documented commands: "
-        + "; ".join(documented_plugins(cni))
-    )
+    title = f"check that {cni.bin_dir} holds the CNI plugins bridge, host-local, loopback (KATA-4.1)"
+    missing = plugins_missing(cni)
+    if missing:  # known before anything starts: a person downloads them (this program downloads nothing)
+        return [
+            PlanStep(
+                title,
+                ["sh", "-c", " && ".join(documented_plugins(cni))],
+                where="host",
+                changes=f"unpacks the CNI plugins into {cni.bin_dir}",
+                notes=tuple(notes),
+                manual=f"{cni.bin_dir} lacks {', '.join(missing)}; {MANUAL_PLUGINS}",
+            )
+        ]
     return [
         PlanStep(
-            f"check that {cni.bin_dir} holds the CNI plugins bridge, host-local, loopback (KATA-4.1)",
+            title,
             _argv("install-plugins", recipe),
             where="host",
-            changes=f"nothing: {cni.bin_dir} is only read",
+            changes=f"nothing: {cni.bin_dir} is only read (it holds the plugins)",
             notes=tuple(notes),
         )
     ]
