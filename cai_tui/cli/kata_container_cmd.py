@@ -129,19 +129,8 @@ def register(app: typer.Typer) -> None:
 # --------------------------------------------------------------------------------------------- KATA-2.4 image import
 
 
-def image_group(app: typer.Typer) -> typer.Typer:
-    """The ``image`` group of ``cai-tui kata`` (made by kata_image_cmd; made here when it is not there yet)."""
-    for info in app.registered_groups:
-        if info.name == "image" and info.typer_instance is not None:
-            return info.typer_instance
-    image = typer.Typer(help="KATA-2: the vLLM image.", no_args_is_help=True)
-    app.add_typer(image, name="image")
-    return image
-
-
-def add_image_import_commands(app: typer.Typer) -> None:
-    """``cai-tui kata image import|undo-import``: added to the image group by kata_image_cmd.register."""
-    image = image_group(app)
+def add_image_import_commands(image: typer.Typer) -> None:
+    """``cai-tui kata image import|undo-import``: added to kata_image_cmd's ``image`` group."""
 
     @image.command("import")
     def import_(recipe: Path = RECIPE_OPT, plan: bool = PLAN_OPT) -> None:

@@ -88,3 +88,9 @@ def undo(recipe: Path = _RECIPE) -> None:
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``cai-tui kata``: the ``image`` group."""
     app.add_typer(image_app, name="image")
+
+
+# --- image import / undo-import (KATA-2.4): the container helper's section (the commands live in kata_container_cmd)
+from .kata_container_cmd import add_image_import_commands  # noqa: E402
+
+add_image_import_commands(image_app)

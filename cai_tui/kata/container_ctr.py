@@ -7,6 +7,7 @@ Nothing here knows the recipe beyond the containerd address/namespace it is give
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -41,6 +42,11 @@ class Ctr:
     def need(self) -> None:
         if shutil.which(self.binary) is None:
             raise KataRunError(f"{self.binary} is not installed: apt-get install -y containerd (it ships ctr)")
+        if not os.path.exists(self.address):
+            raise KataRunError(
+                f"containerd does not answer on {self.address}: no such socket; start containerd, or set "
+                "answers.container.address to its socket"
+            )
 
     def quiet(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run without streaming (listings); ``KataRunError`` when containerd cannot be reached."""

@@ -23,7 +23,7 @@ import pytest
 
 from cai_tui.lab.kata.containerd import LabContainerd, start_containerd
 from cai_tui.lab.kata.vllm_image import CAPTURE_DIR, nvidia_smi_script, write_nvidia_smi_stand_in
-from tests.targets.docker_lab import BUSYBOX, docker, ensure_engine
+from tests.targets.docker_lab import BUSYBOX, _start_engine, docker
 
 CAI_TUI = str(Path(sys.executable).parent / "cai-tui")
 CNI_DIR = "/usr/lib/cni"
@@ -133,7 +133,7 @@ def kata_lab(kata_net: Net) -> Iterator[Lab]:
 @pytest.fixture(scope="session")
 def tiny_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """(docker save archive, the ref containerd gives it): busybox and the nvidia-smi stand-in, FROM scratch."""
-    ensure_engine()
+    _start_engine()  # not ensure_engine: its clean-up of compose leftovers is for the compose tests
     if not os.path.exists(BUSYBOX):
         pytest.fail(f"{BUSYBOX} is missing: apt-get install -y busybox-static")
     ctx = tmp_path_factory.mktemp("tiny-image")

@@ -63,3 +63,32 @@ ACTIONS: list[ActionSpec] = [
     ActionSpec("image.install_buildx", "Check docker buildx", "kata-virtcca", plan_install_buildx),
     ActionSpec("image.build", "Build the vLLM image and save it", "kata-virtcca", plan_build),
 ]
+
+
+# --- image.import (KATA-2.4): the container helper's section --------------------------------------------------------
+def plan_image_import(loaded: Any) -> list[PlanStep]:
+    from ...kata.image_import import plan_import as ctr_import
+
+    a = kata_answers(loaded)
+    notes: list[str] = []
+    recipe = recipe_path(loaded, notes)
+    notes.append(f"runs: {ctr_import(a).shown} (gunzip -c first when the archive is gzip)")
+    notes.append("checks first that containerd's disk has about twice the unpacked image free")
+    return [
+        PlanStep(
+            f"import {a.image.archive} into containerd as {a.image.containerd_ref} (KATA-2.4)",
+            [CLI, "kata", "image", "import", "--recipe", recipe],
+            where="host",
+            changes=f"adds the image {a.image.containerd_ref} to containerd ({a.container.address}, namespace "
+            f"{a.container.namespace})",
+            notes=tuple(notes),
+            undo=(CLI, "kata", "image", "undo-import", "--recipe", recipe),
+        )
+    ]
+
+
+ACTIONS.append(
+    ActionSpec(
+        "image.import", "Import the vLLM image into containerd (ctr image import)", "kata-virtcca", plan_image_import
+    )
+)
