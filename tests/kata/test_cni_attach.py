@@ -177,3 +177,23 @@ def test_failed_add_is_deleted_and_an_unfinished_one_is_redone(cni_lab: dict[str
     assert len([p for p in leases.glob("*") if p.name[0].isdigit()]) == 1
     u = _cli(cni_lab, "undo")
     assert u.returncode == 0 and f"bridge {a['bridge']} deleted" in u.stdout
+
+
+def test_the_plans_undo_lines_in_reverse_order(cni_lab: dict[str, Any]) -> None:
+    """What `replay --undo` runs: attach's undo, then create-netns's, then write-conf's; each idempotent."""
+    a = cni_lab["answers"]
+    conf = Path(a["conf_dir"]) / f"{a['network_name']}.conf"
+    for step in ("write-conf", "create-netns", "attach"):
+        assert _cli(cni_lab, step).returncode == 0
+    u = _cli(cni_lab, "undo", "--what", "attach")
+    assert u.returncode == 0 and "CNI DEL" in u.stdout and f"bridge {a['bridge']} deleted" in u.stdout
+    assert Path(f"/var/run/netns/{a['netns']}").exists() and conf.exists()
+    assert subprocess.run(["ip", "-n", a["netns"], "link", "show", "eth0"], capture_output=True).returncode != 0
+    assert _cli(cni_lab, "undo", "--what", "attach").stdout.strip() == "nothing to undo"
+    u = _cli(cni_lab, "undo", "--what", "netns")
+    assert u.returncode == 0 and u.stdout.strip() == f"undone: network namespace {a['netns']} deleted"
+    assert not Path(f"/var/run/netns/{a['netns']}").exists() and conf.exists()
+    u = _cli(cni_lab, "undo", "--what", "conf")
+    assert u.returncode == 0 and u.stdout.strip() == f"undone: {conf} removed (it did not exist before)"
+    assert not conf.exists()
+    assert _cli(cni_lab, "undo", "--what", "bogus").returncode == 2
