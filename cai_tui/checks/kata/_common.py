@@ -34,6 +34,18 @@ def _host(ctx: CheckContext) -> Target:
     return t
 
 
+def _pci_host(ctx: CheckContext) -> Target:
+    """The host, with /sys and /dev read under ``answers.gpu.sysroot`` when the recipe sets it (what the vfio doer
+    writes: the kata lab's fake sysfs tree); commands still run on the host. A target that is already a sysroot
+    (``--sysroot``, a capture) is kept: it says where the files are."""
+    t = _host(ctx)
+    answers, _ = kata_answers(ctx)
+    root = answers.gpu.sysroot
+    if root is None or isinstance(t, SysrootTarget):
+        return t
+    return SysrootTarget(str(root), inner=t)
+
+
 def _budget(ctx: CheckContext) -> float:
     return max(1.0, float(ctx.timeout) * 0.8)
 

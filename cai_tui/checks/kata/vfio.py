@@ -11,7 +11,7 @@ from ...targets.base import Target
 from ..base import CheckContext, Evidence, Result, Status
 from ..common import ev, make
 from ..registry import check
-from ._common import FLOW, _host, _listdir, _listing, _read_text, _worst, kata_answers
+from ._common import FLOW, _host, _listdir, _listing, _pci_host, _read_text, _worst, kata_answers
 from ._pci import PCI_DEVICES, _bind_steps, _find_gpus, _Pci, _read_pci
 
 IOMMU_GROUPS = "/sys/kernel/iommu_groups"
@@ -179,7 +179,7 @@ async def _group_finding(ctx: CheckContext, t: Target, pci: _Pci, want: int | No
 
 @check("gpu.iommu_group", "The GPU has a viable IOMMU group", stage="gpu-vfio", flows=FLOW, runs_on="host")
 async def gpu_iommu_group(ctx: CheckContext) -> Result:
-    t = _host(ctx)
+    t = _pci_host(ctx)
     found = await _find_gpus(ctx, t)
     if found.problem is not None:
         return found.problem
@@ -234,7 +234,7 @@ async def _bound_finding(ctx: CheckContext, t: Target, pci: _Pci) -> _Finding:
 
 @check("gpu.vfio_bound", "The GPU is bound to vfio-pci", stage="gpu-vfio", flows=FLOW, runs_on="host")
 async def gpu_vfio_bound(ctx: CheckContext) -> Result:
-    t = _host(ctx)
+    t = _pci_host(ctx)
     found = await _find_gpus(ctx, t)
     if found.problem is not None:
         return found.problem
@@ -301,7 +301,7 @@ async def _node_finding(ctx: CheckContext, t: Target, pci: _Pci, want: int | Non
 
 @check("vfio.device_node", "/dev/vfio/<group> exists for the GPU", stage="gpu-vfio", flows=FLOW, runs_on="host")
 async def vfio_device_node(ctx: CheckContext) -> Result:
-    t = _host(ctx)
+    t = _pci_host(ctx)
     found = await _find_gpus(ctx, t)
     if found.problem is not None:
         return found.problem
