@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from cai_tui.kata.rootfs_mounts import PSEUDO
 from cai_tui.recipe import load_recipe
 from cai_tui.render import registry
@@ -178,3 +180,25 @@ def test_add_hook_undo_removes_a_hook_that_was_not_there(rootfs_lab: RootfsLab) 
             ["debugfs", "-R", f"stat {hook}", str(rootfs_lab.image)], capture_output=True, text=True
         ).stderr
     )
+
+
+@pytest.mark.slow  # the busy mount is retried for 5 s before it is reported
+def test_unmount_of_a_busy_rootfs_names_the_holder_keeps_the_record_and_succeeds_later(rootfs_lab: RootfsLab) -> None:
+    assert rootfs_lab.run("mount").returncode == 0
+    holder = subprocess.Popen(["sleep", "60"], cwd=rootfs_lab.mount_dir / "tmp")  # a shell left inside
+    try:
+        r = rootfs_lab.run("unmount")
+        assert r.returncode == 1
+        assert f"umount {os.path.realpath(rootfs_lab.mount_dir)}/tmp: " in r.stderr
+        assert f"held by sleep (pid {holder.pid})" in r.stderr
+        assert "then run `cai-tui kata rootfs unmount` again" in r.stderr
+        record = json.loads((rootfs_lab.state / "kata-rootfs-mounts.json").read_text())
+        mnt = os.path.realpath(rootfs_lab.mount_dir)
+        assert record["mounts"] == [mnt, f"{mnt}/sys", f"{mnt}/proc", f"{mnt}/tmp"]  # dev/pts and dev went first
+        assert mounts_below(rootfs_lab.dir) == record["mounts"]
+    finally:
+        holder.kill()
+        holder.wait()
+    again = rootfs_lab.run("unmount")
+    assert again.returncode == 0, again.stderr
+    assert mounts_below(rootfs_lab.dir) == [] and loops_of(rootfs_lab.image) == ""
