@@ -7,7 +7,9 @@ How mounts persist across the separate action processes: every mount is appended
 says, last first, then drop it. A step that finds no record (install-tools, enter, install-driver, add-hook run on
 their own) mounts what it needs itself (``temporary: true``) and unmounts it in its ``finally`` — on success, error,
 Ctrl-C and SIGTERM (the CLI turns both into a cancellation). A record left by a killed process (SIGKILL) is what
-``cai-tui kata rootfs unmount`` cleans up.
+``cai-tui kata rootfs unmount`` cleans up, as does the next step that needs the rootfs (a ``temporary`` record
+is never mistaken for the mounts of ``rootfs.mount``). A SIGKILLed run can leave its chroot child running (it has its
+own session): then the unmount names it as the holder.
 
 The pseudo-filesystems are the document's (KATA-1.4): sysfs ro on sys, proc ro on proc, a tmpfs on tmp, /dev bound
 read-only on dev (made a slave mount, so that the devpts mounted on dev/pts does not propagate back onto the host's
@@ -276,6 +278,10 @@ def mounted(
     """The rootfs mounted with its pseudo-filesystems for the duration: the record's mounts when ``rootfs.mount``
     made them (left mounted), else mounted now and unmounted on every way out."""
     rec = MountRecord.load()
+    if rec is not None and rec.temporary:  # left by a run that was killed (SIGKILL) before its finally
+        sink(ev.note(f"unmounting what a killed run left mounted under {rec.mount_dir}", level="warn", step=step))
+        unmount_all(rec, sink=sink, step=step)
+        rec = None
     if rec is not None and rec.mounts:
         if os.path.realpath(rec.mount_dir) != os.path.realpath(mount_dir) or rec.image != os.path.abspath(image):
             raise RootfsError(

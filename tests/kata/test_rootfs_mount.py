@@ -202,3 +202,16 @@ def test_unmount_of_a_busy_rootfs_names_the_holder_keeps_the_record_and_succeeds
     again = rootfs_lab.run("unmount")
     assert again.returncode == 0, again.stderr
     assert mounts_below(rootfs_lab.dir) == [] and loops_of(rootfs_lab.image) == ""
+
+
+def test_mounts_left_by_a_killed_run_are_cleaned_by_the_next_step(rootfs_lab: RootfsLab) -> None:
+    from cai_tui.kata.rootfs_mounts import mount_all
+
+    rec = mount_all(str(rootfs_lab.image), str(rootfs_lab.mount_dir), temporary=True)  # as a run SIGKILLed midway
+    assert len(mounts_below(rootfs_lab.dir)) == 6 and rec.temporary
+    r = rootfs_lab.run("enter")
+    assert r.returncode == 0, r.stderr
+    assert "warning: unmounting what a killed run left mounted under" in r.stderr
+    assert "\nok\n" in r.stderr
+    assert mounts_below(rootfs_lab.dir) == [] and loops_of(rootfs_lab.image) == ""
+    assert not (rootfs_lab.state / "kata-rootfs-mounts.json").exists()
