@@ -116,13 +116,14 @@ def write_dockerfile(src: Source, rec: dict[str, Any]) -> str | None:
 # ------------------------------------------------------------------------------------------- running
 
 
-def build_argv(recipe: Any, src: Source, classic: bool) -> tuple[list[str], dict[str, str]]:
+def build_argv(recipe: Any, src: Source, classic: bool, target: bool = True) -> tuple[list[str], dict[str, str]]:
+    """The docker build line and its environment; ``target`` False for a single-stage image.dockerfile."""
     i = recipe.answers.image
     argv = ["docker", "build"]
     if not classic:
         argv.append("--progress=plain")
     argv += ["--build-arg", f"max_jobs={i.max_jobs}", "--build-arg", f"nvcc_threads={i.nvcc_threads}"]
-    argv += ["--target", i.target, "--tag", i.tag, "-f", src.dockerfile, src.context]
+    argv += [*(["--target", i.target] if target else []), "--tag", i.tag, "-f", src.dockerfile, src.context]
     return argv, {"DOCKER_BUILDKIT": "0" if classic else "1"}
 
 
@@ -185,7 +186,10 @@ def build(recipe: Any, sink: EventSink, cancel: CancelToken | None = None, need_
     else:
         sink(note(f"BuildKit through {bx.version}"))
     named = stages(src.text)
-    if i.target not in named:
+    whole = not src.rendered and not named  # a single-stage image.dockerfile: the whole file is the image
+    if whole:
+        sink(note(f"{src.dockerfile} names no stages: built whole, without --target {i.target}", level="warn"))
+    elif i.target not in named:
         raise ImageError(
             f"{src.dockerfile} has no stage {i.target} (FROM … AS {i.target}) for --target: its stages are "
             f"{', '.join(named) or 'none (no FROM … AS name)'}; name the stage, or set image.target to one of them",
@@ -203,7 +207,7 @@ def build(recipe: Any, sink: EventSink, cancel: CancelToken | None = None, need_
         sink(note(wrote or f"{src.dockerfile} already holds the seed's Dockerfile"))
     else:
         sink(note(f"building {src.dockerfile} (image.dockerfile) instead of the seed's Dockerfile"))
-    argv, env = build_argv(recipe, src, classic)
+    argv, env = build_argv(recipe, src, classic, target=not whole)
     sink(note(f"{'DOCKER_BUILDKIT=0' if classic else 'DOCKER_BUILDKIT=1'} {' '.join(argv)}"))
     started = time.monotonic()
     rc = stream(argv, sink, cancel, env, source="docker build")

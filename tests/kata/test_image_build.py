@@ -190,11 +190,19 @@ def test_plans_and_the_seed_dockerfile_needs_buildkit(tmp_path: Path) -> None:
     assert "/home/pass-through/vllm-build/Dockerfile" in build.changes and "vllm-cvm:latest" in build.changes
 
 
-def test_a_dockerfile_without_the_target_stage_is_refused(lab: dict) -> None:
-    (lab["ctx"] / "Dockerfile.lab").write_text("FROM scratch\nCOPY busybox /bin/busybox\n")
+def test_the_target_stage(lab: dict) -> None:
+    """Stages without image.target: refused before building; a single-stage image.dockerfile: built whole."""
+    (lab["ctx"] / "Dockerfile.lab").write_text("FROM scratch AS base\nCOPY busybox /bin/busybox\n")
     r = run_cli("kata", "image", "build", "--recipe", str(lab["recipe"]), env=lab["env"])
     assert r.returncode == 2
-    assert "has no stage vllm-base (FROM … AS vllm-base) for --target: its stages are none" in r.stderr
+    assert "has no stage vllm-base (FROM … AS vllm-base) for --target: its stages are base" in r.stderr
+    assert image_id(lab["tag"]) is None
+    (lab["ctx"] / "Dockerfile.lab").write_text("FROM scratch\nCOPY busybox /bin/busybox\n")
+    r = run_cli("kata", "image", "build", "--recipe", str(lab["recipe"]), env=lab["env"])
+    assert r.returncode == 0, r.stderr
+    assert "names no stages: built whole, without --target vllm-base" in r.stderr
+    assert "--target" not in r.stdout and image_id(lab["tag"]) is not None
+    assert run_cli("kata", "image", "undo", "--recipe", str(lab["recipe"]), env=lab["env"]).returncode == 0
     assert image_id(lab["tag"]) is None
 
 
