@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
 from . import state
-from .cni_attach import attach, detach, documented_attach
+from .cni_attach import REC_ATTACH, attach, cnitool_path, detach, documented_attach
 from .cni_host import clash_message, clashes, netns_exists, netns_path, subnets_of
 from .cni_spec import CniError, find_plugin, load_text
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 REC_CONF = "kata-cni-conf"
 REC_NETNS = "kata-cni-netns"
-REC_ATTACH = "kata-cni-attach"
 PLUGINS_NEEDED = ("bridge", "host-local", "loopback")
 PARTS = ("attach", "netns", "conf")
 EXIT_MANUAL = 3  # as the other kata doers: a step a person must do (the message names the commands)
@@ -50,19 +50,21 @@ class Done:
 def documented_plugins(cni: CniAnswers) -> list[str]:
     v = cni.plugins_version
     tgz = f"cni-plugins-linux-arm64-{v}.tgz"
+    bin_dir, conf_dir = shlex.quote(cni.bin_dir), shlex.quote(cni.conf_dir)
     return [
         f"wget https://github.com/containernetworking/plugins/releases/download/{v}/{tgz}",
-        f"mkdir -p {cni.bin_dir} {cni.conf_dir}",
-        f"tar -zxvf {tgz} -C {cni.bin_dir}",
+        f"mkdir -p {bin_dir} {conf_dir}",
+        f"tar -zxvf {tgz} -C {bin_dir}",
     ]
 
 
 def documented_cnitool(cni: CniAnswers) -> list[str]:
+    tool = shlex.quote(f"{cni.bin_dir.rstrip('/')}/cnitool")
     return [
         "git clone https://github.com/containernetworking/cni.git",
         "cd cni && go mod tidy && cd cnitool && GOOS=linux GOARCH=arm64 go build .",
-        f"cp cni/cnitool/cnitool {cni.bin_dir}/ && chmod +x {cni.bin_dir}/cnitool",
-        f"ln -sf {cni.bin_dir}/cnitool /usr/local/bin/cnitool",
+        f"cp cni/cnitool/cnitool {tool} && chmod +x {tool}",
+        f"ln -sf {tool} /usr/local/bin/cnitool",
     ]
 
 
@@ -88,12 +90,6 @@ async def install_plugins(t: Target, cni: CniAnswers, emit: EventSink) -> Done:
 def plugins_missing(cni: CniAnswers) -> list[str]:
     """The plugins the network needs that ``bin_dir`` lacks (on this machine)."""
     return [p for p in PLUGINS_NEEDED if find_plugin(cni.bin_dir, p) is None]
-
-
-def cnitool_path(cni: CniAnswers) -> str | None:
-    import shutil
-
-    return find_plugin(cni.bin_dir, "cnitool") or shutil.which("cnitool")
 
 
 async def install_cnitool(t: Target, cni: CniAnswers, emit: EventSink) -> Done:

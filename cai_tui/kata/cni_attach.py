@@ -47,7 +47,8 @@ def _note(emit: EventSink, text: str, level: str = "info") -> None:
     emit(ev.note(text, level=level, source="cni"))
 
 
-def _cnitool(cni: CniAnswers) -> str | None:
+def cnitool_path(cni: CniAnswers) -> str | None:
+    """cnitool in ``bin_dir`` or on PATH; None when absent (attach then invokes the plugins directly)."""
     import shutil
 
     return find_plugin(cni.bin_dir, "cnitool") or shutil.which("cnitool")
@@ -56,7 +57,7 @@ def _cnitool(cni: CniAnswers) -> str | None:
 def documented_attach(cni: CniAnswers, net: NetworkConfig | None = None) -> list[str]:
     """The commands attach runs, as a person would type them."""
     ns = netns_path(cni.netns)
-    tool = _cnitool(cni)
+    tool = cnitool_path(cni)
     if tool:
         env = f"CNI_PATH={cni.bin_dir} NETCONFPATH={cni.conf_dir}"
         return [f"{env} {tool} add {cni.network_name} {ns}", f"{env} {tool} check {cni.network_name} {ns}"]
@@ -72,8 +73,9 @@ def documented_attach(cni: CniAnswers, net: NetworkConfig | None = None) -> list
     return lines
 
 
-def _ipam_dirs(net: NetworkConfig) -> list[str]:
-    """The IPAM data folders host-local would create for this network, outermost first."""
+def _ipam_dirs(net: NetworkConfig, cnitool: bool) -> list[str]:
+    """The folders the ADD may create, outermost first: host-local's data folders for this network, and libcni's
+    result cache when cnitool runs it."""
     out: list[str] = []
     for p in net.plugins:
         ipam = p.get("ipam") if isinstance(p.get("ipam"), dict) else None
@@ -83,6 +85,8 @@ def _ipam_dirs(net: NetworkConfig) -> list[str]:
             if base == IPAM_DATA_DIR:
                 chain = [CNI_CACHE_DIR, *chain]
             out += [d for d in chain if d not in out]
+    if cnitool:
+        out += [d for d in (CNI_CACHE_DIR, f"{CNI_CACHE_DIR}/results") if d not in out]
     return out
 
 
@@ -150,7 +154,7 @@ async def attach(t: Target, cni: CniAnswers, emit: EventSink, *, ping: bool = Tr
         if found:
             raise CniError(clash_message(subnet, cni.bridge, found), 2)
     bridge = str(net.plugins[0].get("bridge") or "cni0") if net.plugins[0].get("type") == "bridge" else None
-    tool = _cnitool(cni)
+    tool = cnitool_path(cni)
     rec = {
         "state": "adding",
         "via": "cnitool" if tool else "plugins",
@@ -164,7 +168,7 @@ async def attach(t: Target, cni: CniAnswers, emit: EventSink, *, ping: bool = Tr
         "cnitool": tool,
         "result": None,
         "bridge": {"name": bridge, "created": bridge is not None and not await link_exists(t, bridge)},
-        "dirs_created": [d for d in _ipam_dirs(net) if not await t.exists(d)],
+        "dirs_created": [d for d in _ipam_dirs(net, bool(tool)) if not await t.exists(d)],
         "ip_forward_before": await _read_forward(t),
     }
     state.write_record(REC_ATTACH, rec)

@@ -15,7 +15,13 @@ import pytest
 from typer.testing import CliRunner
 
 from cai_tui.cli.main import app
-from cai_tui.lab.kata.cni import host_network_snapshot, lab_cni_answers, netns_address, remove_lab_network
+from cai_tui.lab.kata.cni import (
+    host_network_snapshot,
+    install_cnitool_standin,
+    lab_cni_answers,
+    netns_address,
+    remove_lab_network,
+)
 from tests.helpers import run_cli
 
 
@@ -197,3 +203,35 @@ def test_the_plans_undo_lines_in_reverse_order(cni_lab: dict[str, Any]) -> None:
     assert u.returncode == 0 and u.stdout.strip() == f"undone: {conf} removed (it did not exist before)"
     assert not conf.exists()
     assert _cli(cni_lab, "undo", "--what", "bogus").returncode == 2
+
+
+def test_attach_with_cnitool_where_installed(cni_lab: dict[str, Any], tmp_path: Path) -> None:
+    """The cnitool branch, with the lab's cnitool stand-in (same command line, environment, container ID and result
+    cache) in front of Debian's plugins."""
+    a = cni_lab["answers"]
+    tool = install_cnitool_standin(tmp_path / "bin")
+    lab = {**cni_lab, "recipe": tmp_path / "tool.yaml"}
+    doc = json.loads(cni_lab["recipe"].read_text())
+    doc["answers"]["cni"]["bin_dir"] = str(tmp_path / "bin")
+    lab["recipe"].write_text(json.dumps(doc))
+    before = host_network_snapshot()
+    r = _cli(lab, "install-cnitool")
+    assert r.returncode == 0 and f"cnitool is installed ({tool}): attach uses it" in r.stdout
+    assert _cli(lab, "write-conf").returncode == 0 and _cli(lab, "create-netns").returncode == 0
+    r = _cli(lab, "attach")
+    assert r.returncode == 0, r.stderr
+    ns = f"/var/run/netns/{a['netns']}"
+    assert f"$ CNI_PATH={tmp_path / 'bin'} NETCONFPATH={a['conf_dir']} {tool} add {a['network_name']} {ns}" in r.stderr
+    assert "cnitool check passed" in r.stderr and "attaching by invoking the CNI plugins directly" not in r.stderr
+    address = netns_address(a["netns"])
+    assert f"attached: netns {a['netns']} on {a['network_name']}, address {address}" in r.stdout
+    record = json.loads((cni_lab["state"] / "kata-cni-attach.json").read_text())
+    assert record["via"] == "cnitool" and record["cnitool"] == str(tool)
+    assert record["result"]["ips"][0]["address"] == f"{address}/24"
+    again = _cli(lab, "attach")
+    assert again.returncode == 0 and "already attached (cnitool" in again.stderr
+    u = _cli(lab, "undo")
+    assert u.returncode == 0, u.stderr
+    assert f"cnitool del {a['network_name']} {ns}" in u.stdout and f"bridge {a['bridge']} deleted" in u.stdout
+    assert _ours(host_network_snapshot(), a) == _ours(before, a)
+    assert not list(Path("/var/lib/cni/results").glob(f"{a['network_name']}-*"))

@@ -114,3 +114,74 @@ def remove_lab_network(answers: dict[str, Any]) -> list[str]:
     if conf.exists():
         conf.unlink()
     return left
+
+
+# ------------------------------------------------------------------------------------------------ cnitool stand-in
+CNITOOL_CACHE = "/var/lib/cni/results"
+
+
+def cnitool_main(argv: list[str] | None = None) -> int:
+    """A stand-in for cnitool (not buildable here: no Go, GitHub out of reach) with its command line and
+    environment: ``cnitool add|check|del NETWORK NETNS`` with NETCONFPATH (default /etc/cni/net.d), CNI_PATH and
+    CNI_IFNAME (default eth0), the container ID from the namespace path, and libcni's result cache
+    (``/var/lib/cni/results/NETWORK-ID-IFNAME``) for check and del. The plugins are the real ones, invoked through
+    :mod:`cai_tui.kata.cni_spec` as libcni would."""
+    import sys
+
+    from ...kata import cni_spec
+    from ...targets.local import LocalTarget
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 3 or args[0] not in ("add", "check", "del"):
+        print("usage: cnitool [add|check|del] <net> <netns>", file=sys.stderr)
+        return 1
+    cmd, name, netns = args[0], args[1], os.path.abspath(args[2])
+    t = LocalTarget()
+    net = asyncio.run(cni_spec.find_network(t, os.environ.get("NETCONFPATH") or "/etc/cni/net.d", name))
+    if net is None:
+        print(f"no net configuration with name {name!r} in {os.environ.get('NETCONFPATH')}", file=sys.stderr)
+        return 1
+    att = cni_spec.Attachment(
+        cni_spec.cnitool_container_id(netns),
+        netns,
+        os.environ.get("CNI_IFNAME") or "eth0",
+        os.environ.get("CNI_PATH", ""),
+    )
+    cache = Path(CNITOOL_CACHE) / f"{name}-{att.container_id}-{att.ifname}"
+
+    def err(stream: str, text: str) -> None:
+        print(text, file=sys.stderr)
+
+    try:
+        if cmd == "add":
+            result = asyncio.run(cni_spec.add(t, net, att, err))
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"kind": "cniCacheV1", "containerId": att.container_id, "result": result}))
+            print(json.dumps(result, indent=4))
+        elif cmd == "check":
+            cached = json.loads(cache.read_text())["result"]
+            asyncio.run(cni_spec.check(t, net, att, cached, err))
+        else:
+            cached = json.loads(cache.read_text())["result"] if cache.exists() else None
+            asyncio.run(cni_spec.delete(t, net, att, cached, err))
+            cache.unlink(missing_ok=True)
+    except cni_spec.CniError as e:
+        print(e.message, file=sys.stderr)
+        return 1
+    return 0
+
+
+def install_cnitool_standin(bin_dir: str | os.PathLike[str]) -> Path:
+    """A CNI_PATH folder for the cnitool branch: links to Debian's plugins plus ``cnitool`` (the stand-in above)."""
+    import sys
+
+    folder = Path(bin_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    for plugin in os.listdir(LAB_BIN_DIR):
+        (folder / plugin).symlink_to(f"{LAB_BIN_DIR}/{plugin}")
+    tool = folder / "cnitool"
+    tool.write_text(
+        f"#!{sys.executable}\nfrom cai_tui.lab.kata.cni import cnitool_main\nraise SystemExit(cnitool_main())\n"
+    )
+    tool.chmod(0o755)
+    return tool

@@ -71,6 +71,13 @@ KATA_NOT_REAL: tuple[tuple[str, str], ...] = (
         "the virtCCA kernel_params) into the lab's folder and KATA_CONF_FILE names it; no kata runtime reads it "
         "(since kata 4.0 the shim would accept KATA_CONF_FILE only for one of its default paths)",
     ),
+    (
+        "cnitool (lab, tests of its branch only)",
+        "cnitool cannot be built here (no Go toolchain, GitHub out of reach) and Debian ships none: the kata lab "
+        "attaches by invoking Debian's CNI plugins directly as the CNI spec defines (what cni.attach does without "
+        "cnitool); the test of the cnitool branch puts cai_tui.lab.kata.cni's stand-in (cnitool's command line, "
+        "NETCONFPATH/CNI_PATH/CNI_IFNAME, container ID and result cache, the real plugins behind it) in bin_dir",
+    ),
 )
 
 
