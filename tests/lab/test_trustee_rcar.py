@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,28 +23,39 @@ URI = "kbs:///default/test/model_key"
 SECRET = b"seed-model-key-material"
 
 
-@pytest.mark.parametrize("key_type", ["EC", "RSA"])
-def test_full_rcar_flow_decrypts_the_jwe(trustee: TrusteeLab, key_type: str) -> None:
-    with KbsClient(trustee.url) as client:
+@pytest.mark.parametrize(
+    ("version", "key_type", "alg"),
+    [
+        ("0.1.0", None, "RSA1_5"),  # the seed's chart: the client picks the only key such a KBS encrypts to
+        ("0.4.0", "EC", "ECDH-ES+A256KW"),
+        ("0.4.0", "RSA", "RSA-OAEP-256"),
+    ],
+)
+def test_full_rcar_flow_decrypts_the_jwe(make_trustee: Any, version: str, key_type: str | None, alg: str) -> None:
+    trustee = make_trustee(protocol_version=version)
+    trustee.set_resource("default", "test", "model_key", SECRET)
+    with KbsClient(trustee.url, protocol_version=version) as client:
         auth = client.auth(tee="sample", extra_params="")
         assert auth.status == 200 and auth.cookie and auth.nonce and auth.server_expected_version is None
         token = client.attest_sample(key_type=key_type)  # type: ignore[arg-type]
         header, claims = jwt_unverified(token)
         assert header["alg"] == "ES256"
         assert claims["tee-pubkey"] == client.tee_public_jwk
+        assert client.tee_public_jwk is not None and client.tee_public_jwk["alg"] == alg
         assert claims["submods"]["cpu0"]["ear.status"] == "affirming"
         annotated = claims["submods"]["cpu0"]["ear.veraison.annotated-evidence"]
         assert "sample" in annotated and annotated["runtime_data_claims"]["nonce"] == auth.nonce
         assert client.get_resource(URI) == SECRET
-        # The answer really is a JWE for this key type.
+        # The answer really is a JWE for this key type (before 0.2.0 the legacy answer: the header as JSON text).
         resp = httpx.get(
             trustee.base_url + "/kbs/v0/resource/default/test/model_key",
             headers={"Authorization": f"Bearer {token}"},
         )
         assert resp.status_code == 200
-        protected = json.loads(b64url_decode(resp.json()["protected"]))
+        text = resp.json()["protected"]
+        protected = json.loads(text if version == "0.1.0" else b64url_decode(text))
         assert protected["enc"] == "A256GCM"
-        assert protected["alg"] == ("ECDH-ES+A256KW" if key_type == "EC" else "RSA-OAEP-256")
+        assert protected["alg"] == alg
         assert resp.text.find(SECRET.decode()) == -1
 
 
