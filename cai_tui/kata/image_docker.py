@@ -90,14 +90,18 @@ def free_bytes(path: str) -> int:
     return st.f_bavail * st.f_frsize
 
 
+def _gib(n: int) -> str:
+    return f"{n / GIB:.0f}" if n >= GIB else f"{n / GIB:.2f}"
+
+
 def check_space(path: str, need: int, what: str) -> str:
     free = free_bytes(path)
     if free < need:
         raise ImageError(
-            f"{what}: {path} has {free / GIB:.1f} GiB free, the step needs about {need / GIB:.0f} GiB: free space "
+            f"{what}: {path} has {free / GIB:.1f} GiB free, the step needs about {_gib(need)} GiB: free space "
             f"there (docker system prune, or move docker's data-root to a larger disk) and run again"
         )
-    return f"{what}: {path} has {free / GIB:.1f} GiB free (needs about {need / GIB:.0f} GiB)"
+    return f"{what}: {path} has {free / GIB:.1f} GiB free (needs about {_gib(need)} GiB)"
 
 
 # ------------------------------------------------------------------------------------------- running
