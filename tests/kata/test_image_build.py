@@ -237,3 +237,37 @@ def test_sigterm_stops_the_build_and_leaves_nothing(lab: dict) -> None:
     assert time.monotonic() - started < 20
     assert "cancelled: the build was stopped" in rest
     assert image_id(lab["tag"]) is None and not lab["archive"].exists()
+
+
+def test_the_seed_dockerfile_replaces_the_checkouts_and_undo_puts_it_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cai_tui.recipe import load_recipe
+
+    monkeypatch.setenv("CAI_TUI_STATE_DIR", str(tmp_path / "state"))
+    checkout = tmp_path / "vllm-build"
+    checkout.mkdir()
+    (checkout / "Dockerfile").write_text("# vllm-build's own Dockerfile\n")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "schema_version: 1\nflow: kata-virtcca\nname: r\nanswers:\n  image:\n"
+        f"    build_dir: {checkout}\n    max_jobs: 16\ntargets:\n  host: local\n"
+    )
+    src = ib.source(load_recipe(recipe).recipe)
+    assert src.rendered and src.dockerfile == str(checkout / "Dockerfile")
+    assert "ARG max_jobs" in src.text and "FROM nvcr.io/nvidia/pytorch:24.07-py3 AS base" in src.text
+    argv, env = ib.build_argv(load_recipe(recipe).recipe, src, classic=False)
+    assert argv[:3] == ["docker", "build", "--progress=plain"] and env == {"DOCKER_BUILDKIT": "1"}
+    assert argv[3:] == [
+        *("--build-arg", "max_jobs=16", "--build-arg", "nvcc_threads=8", "--target", "vllm-base"),
+        *("--tag", "vllm-cvm:latest", "-f", str(checkout / "Dockerfile"), str(checkout)),
+    ]
+    said = ib.write_dockerfile(src, {})
+    assert said is not None and "Dockerfile.bak" in said
+    assert (checkout / "Dockerfile").read_text() == src.text
+    assert (checkout / "Dockerfile.bak").read_text() == "# vllm-build's own Dockerfile\n"
+    assert ib.write_dockerfile(src, ib.state.read_record(ib.RECORD)) is None  # already there: nothing written
+    notes: list[str] = []
+    assert ib.undo(lambda e: notes.append(e.text)).startswith("undone")
+    assert (checkout / "Dockerfile").read_text() == "# vllm-build's own Dockerfile\n"
+    assert not (checkout / "Dockerfile.bak").exists() and any("put the checkout's" in n for n in notes)
