@@ -171,6 +171,16 @@ async def conf_plan(t: Target, recipe: Any) -> tuple[str, str | None, str]:
     return path, None if current is None else current.decode("utf-8", "replace"), rendered.text
 
 
+def _missing_dirs(folder: str) -> list[str]:
+    """``folder`` and its absent parents, outermost first (what ``mkdir -p`` creates)."""
+    out: list[str] = []
+    d = os.path.abspath(folder)
+    while not os.path.exists(d):
+        out.insert(0, d)
+        d = os.path.dirname(d)
+    return out
+
+
 def conf_diff(path: str, current: str | None, new: str) -> list[str]:
     old = (current or "").splitlines(keepends=True)
     label = path if current is not None else "/dev/null"
@@ -191,7 +201,12 @@ async def write_conf(t: Target, recipe: Any, emit: EventSink) -> Done:
         emit(ev.line(line, source="cni"))
     rec = state.read_record(REC_CONF)
     if rec is None or rec.get("path") != path:
-        rec = {"path": path, "existed": current is not None, "backup": None}
+        rec = {
+            "path": path,
+            "existed": current is not None,
+            "backup": None,
+            "dirs_created": _missing_dirs(cni.conf_dir),
+        }
         if current is not None:
             backup = path + ".bak"
             mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o644
@@ -256,6 +271,12 @@ async def undo(t: Target, cni: CniAnswers, emit: EventSink, parts: tuple[str, ..
                     done.append(f"{path} removed (it did not exist before)")
                 except FileNotFoundError:
                     done.append(f"{path} was already gone")
+            for d in reversed(rec.get("dirs_created") or []):
+                try:
+                    os.rmdir(d)
+                    done.append(f"{d} removed (created for the file, now empty)")
+                except OSError:
+                    break  # not empty (or gone): what is left there is not ours
             state.drop_record(REC_CONF)
     return done
 

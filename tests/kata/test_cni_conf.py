@@ -108,6 +108,16 @@ def test_write_conf_renders_the_recipe_and_undo_removes_it(cni_lab: dict[str, An
     assert _cli(cni_lab, "undo").stdout.strip() == "nothing to undo"
 
 
+def test_write_conf_makes_the_folder_and_undo_removes_it(cni_lab: dict[str, Any], tmp_path: Path) -> None:
+    deep = tmp_path / "etc" / "cni" / "net.d"
+    lab = {**cni_lab, "recipe": _recipe(tmp_path / "deep.yaml", {**cni_lab["answers"], "conf_dir": str(deep)})}
+    assert _cli(lab, "write-conf").returncode == 0
+    assert (deep / f"{cni_lab['answers']['network_name']}.conf").is_file()
+    u = _cli(lab, "undo")
+    assert u.returncode == 0 and f"{tmp_path / 'etc'} removed (created for the file, now empty)" in u.stdout
+    assert not (tmp_path / "etc").exists()
+
+
 def test_write_conf_keeps_the_users_file_and_undo_restores_it(cni_lab: dict[str, Any]) -> None:
     a = cni_lab["answers"]
     path = Path(a["conf_dir"]) / f"{a['network_name']}.conf"
