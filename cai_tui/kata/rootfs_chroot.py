@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 from .. import events as ev
-from .rootfs_run import RootfsError, run_quiet, run_streaming
+from .rootfs_read import read_in_image
+from .rootfs_run import RootfsError, run_streaming
 
 EM_NAMES = {3: "i386", 40: "arm", 62: "x86_64", 183: "aarch64", 243: "riscv64", 21: "ppc64", 22: "s390x"}
 HOST_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
@@ -43,34 +44,6 @@ def elf_machine(header: bytes) -> str | None:
     return EM_NAMES.get(em, f"e_machine {em}")
 
 
-def _debugfs_resolve(image: str, path: str) -> str | None:
-    """``path`` inside the unmounted ext4 ``image`` with its symlinks followed (debugfs has no readlink)."""
-    for _ in range(8):
-        r = run_quiet(["debugfs", "-R", f"stat {path}", image])
-        if r.returncode != 0 or "Type:" not in r.stdout:
-            return None
-        if "Type: symlink" not in r.stdout:
-            return path
-        dest = next((ln.split('"', 2)[1] for ln in r.stdout.splitlines() if "link dest:" in ln and '"' in ln), None)
-        if dest is None:
-            return None
-        path = dest if dest.startswith("/") else posixpath.normpath(posixpath.join(posixpath.dirname(path), dest))
-    return None
-
-
-def _read_header_from_image(image: str, path: str) -> bytes | None:
-    real = _debugfs_resolve(image, path)
-    if real is None:
-        return None
-    with tempfile.TemporaryDirectory(prefix="cai-tui-elf-") as tmp:
-        out = os.path.join(tmp, "f")
-        r = run_quiet(["debugfs", "-R", f"dump {real} {out}", image])
-        if r.returncode != 0 or not os.path.isfile(out):
-            return None
-        with open(out, "rb") as f:
-            return f.read(64)
-
-
 def guest_machine(image: str, mount_dir: str | None = None) -> tuple[str | None, str]:
     """(machine, where it was read) of the rootfs's binaries: from the mounted tree when ``mount_dir`` holds one,
     else from the image with debugfs. (None, why) when no probe path is an ELF file."""
@@ -87,7 +60,7 @@ def guest_machine(image: str, mount_dir: str | None = None) -> tuple[str | None,
                 except OSError:
                     header = None
         elif os.path.isfile(image):
-            header = _read_header_from_image(image, path)
+            header = read_in_image(image, path, 64)
             where = f"{path} in {image} (debugfs)"
         machine = elf_machine(header) if header else None
         if machine:
