@@ -79,10 +79,10 @@ def build(
 @image_app.command("undo")
 def undo(recipe: Path = _RECIPE) -> None:
     """Remove what image build created: the tag (when it did not exist before), the archive, the Dockerfile it wrote."""
-    _load(recipe)
+    loaded = _load(recipe)
     from ..kata.image_build import undo as run_undo
 
-    _run(lambda view, token: run_undo(view))
+    _run(lambda view, token: run_undo(loaded.recipe, view))
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
@@ -41,7 +42,13 @@ from .image_docker import (
 )
 from .image_docker import docker as _docker
 
-RECORD = "kata-image-build"
+RECORD = "kata-image-build"  # one record per tag: kata-image-build-<tag, made file-safe>
+
+
+def record_name(tag: str) -> str:
+    return f"{RECORD}-{re.sub(r'[^A-Za-z0-9_.-]', '_', tag)}"
+
+
 SEED_NEED_GIB = 60
 """Free space the seed's build needs in docker's data root: nvcr.io/nvidia/pytorch:24.07-py3 is about 9 GiB to pull
 and 20 GiB unpacked, the build stage adds the compiled wheels and ccache, vllm-base its layers (stated, not measured
@@ -103,7 +110,7 @@ def write_dockerfile(src: Source, rec: dict[str, Any]) -> str | None:
     elif old is None:
         rec["dockerfile_created"] = True
     rec["dockerfile"] = path
-    state.write_record(RECORD, rec)
+    state.write_record(record_name(rec["tag"]), rec)
     tmp = f"{path}.cai-tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(src.text)
@@ -137,7 +144,7 @@ def save(tag: str, archive: str, sink: EventSink, cancel: CancelToken | None, re
         os.replace(archive, rec["archive_backup"])
         sink(note(f"{archive} existed: kept as {rec['archive_backup']} (the undo puts it back)", level="warn"))
     rec["archive"], rec["archive_created"] = archive, True
-    state.write_record(RECORD, rec)
+    state.write_record(record_name(rec["tag"]), rec)
     done = threading.Event()
 
     def report() -> None:
@@ -197,11 +204,11 @@ def build(recipe: Any, sink: EventSink, cancel: CancelToken | None = None, need_
         )
     need = (need_gib if need_gib is not None else (SEED_NEED_GIB if src.rendered else CUSTOM_NEED_GIB)) * GIB
     sink(note(check_space(data_root(), int(need), "docker's data root")))
-    rec: dict[str, Any] = state.read_record(RECORD) or {}
+    rec: dict[str, Any] = state.read_record(record_name(i.tag)) or {}
     if "tag" not in rec:
         previous = image_id(i.tag)
         rec.update({"tag": i.tag, "tag_existed": previous is not None, "previous_id": previous})
-        state.write_record(RECORD, rec)
+        state.write_record(record_name(rec["tag"]), rec)
     if src.rendered:
         wrote = write_dockerfile(src, rec)
         sink(note(wrote or f"{src.dockerfile} already holds the seed's Dockerfile"))
@@ -220,7 +227,7 @@ def build(recipe: Any, sink: EventSink, cancel: CancelToken | None = None, need_
         )
     built = image_id(i.tag)
     rec["built_id"] = built
-    state.write_record(RECORD, rec)
+    state.write_record(record_name(rec["tag"]), rec)
     size = image_size(i.tag) or 0
     sink(note(f"built {i.tag} ({(built or '')[:19]}, {size / GIB:.2f} GiB) in {time.monotonic() - started:.0f} s"))
     archive = os.path.expanduser(i.archive)
@@ -232,11 +239,12 @@ def build(recipe: Any, sink: EventSink, cancel: CancelToken | None = None, need_
     return f"built {i.tag} and saved it to {archive}{plain}: {os.path.getsize(archive)} bytes"
 
 
-def undo(sink: EventSink) -> str:
-    """Remove what :func:`build` created (its record); "nothing to undo" without one."""
-    rec = state.read_record(RECORD)
+def undo(recipe: Any, sink: EventSink) -> str:
+    """Remove what :func:`build` created for the recipe's image.tag (its record); "nothing to undo" without one."""
+    name = record_name(recipe.answers.image.tag)
+    rec = state.read_record(name)
     if not rec:
-        return "nothing to undo: no image build recorded"
+        return f"nothing to undo: no build of {recipe.answers.image.tag} recorded"
     problems: list[str] = []
     archive = rec.get("archive")
     if archive and rec.get("archive_created"):
@@ -273,7 +281,7 @@ def undo(sink: EventSink) -> str:
         sink(note(f"removed {path}"))
     if problems:
         raise ImageError("; ".join(problems) + " (the record is kept: run the undo again after fixing it)")
-    state.drop_record(RECORD)
+    state.drop_record(name)
     return "undone: what the image build created is gone"
 
 

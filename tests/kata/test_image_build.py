@@ -91,7 +91,8 @@ def test_build_save_and_undo(lab: dict) -> None:
 
     again = run_cli("kata", "image", "build", "--recipe", str(lab["recipe"]), env=lab["env"])
     assert again.returncode == 0, again.stderr
-    record = json.loads((Path(lab["env"]["CAI_TUI_STATE_DIR"]) / "kata-image-build.json").read_text())
+    record = json.loads((Path(lab["env"]["CAI_TUI_STATE_DIR"]) / f"{ib.record_name(tag)}.json").read_text())
+    assert ib.record_name(tag) == "kata-image-build-" + tag.replace("/", "_").replace(":", "_")
     assert record["tag_existed"] is False and record["archive"] == str(archive)
 
     r = run_cli("kata", "image", "undo", "--recipe", str(lab["recipe"]), env=lab["env"])
@@ -99,7 +100,7 @@ def test_build_save_and_undo(lab: dict) -> None:
     assert f"removed the image {tag}" in r.stdout and f"removed {archive}" in r.stdout
     assert image_id(tag) is None and not archive.exists()
     r = run_cli("kata", "image", "undo", "--recipe", str(lab["recipe"]), env=lab["env"])
-    assert r.returncode == 0 and "nothing to undo" in r.stdout
+    assert r.returncode == 0 and f"nothing to undo: no build of {tag} recorded" in r.stdout
 
 
 def test_undo_gives_a_tag_that_existed_its_image_back(lab: dict) -> None:
@@ -262,12 +263,13 @@ def test_the_seed_dockerfile_replaces_the_checkouts_and_undo_puts_it_back(
         *("--build-arg", "max_jobs=16", "--build-arg", "nvcc_threads=8", "--target", "vllm-base"),
         *("--tag", "vllm-cvm:latest", "-f", str(checkout / "Dockerfile"), str(checkout)),
     ]
-    said = ib.write_dockerfile(src, {})
+    said = ib.write_dockerfile(src, {"tag": "vllm-cvm:latest"})
     assert said is not None and "Dockerfile.bak" in said
     assert (checkout / "Dockerfile").read_text() == src.text
     assert (checkout / "Dockerfile.bak").read_text() == "# vllm-build's own Dockerfile\n"
-    assert ib.write_dockerfile(src, ib.state.read_record(ib.RECORD)) is None  # already there: nothing written
+    rec = ib.state.read_record(ib.record_name("vllm-cvm:latest"))
+    assert ib.write_dockerfile(src, rec) is None  # already there: nothing written
     notes: list[str] = []
-    assert ib.undo(lambda e: notes.append(e.text)).startswith("undone")
+    assert ib.undo(load_recipe(recipe).recipe, lambda e: notes.append(e.text)).startswith("undone")
     assert (checkout / "Dockerfile").read_text() == "# vllm-build's own Dockerfile\n"
     assert not (checkout / "Dockerfile.bak").exists() and any("put the checkout's" in n for n in notes)
