@@ -97,7 +97,8 @@ def run_step(step: str, recipe: str, plan_only: bool, method: str) -> None:
         _say(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except (Cancelled, KeyboardInterrupt):
-        _say(f"interrupted: rootfs {step} stopped; the mounts it made are undone", err=True)
+        extra = "; `cai-tui kata rootfs undo` restores the image from its backup" if step == "grow" else ""
+        _say(f"interrupted: rootfs {step} stopped; the mounts it made are undone{extra}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     _say(said)
 

@@ -123,9 +123,12 @@ def grow(image: str, grow_gib: int, *, sink: ev.EventSink = ev.discard, cancel: 
         raise
     record: dict[str, Any] = {"image": image, "backup": backup, "size_before": size_before, "sha256_before": sha_before}
     state.write_record(RECORD, record)
-    run_streaming(argvs[1], sink=sink, cancel=cancel, step="rootfs.grow")
-    run_streaming(argvs[2], sink=sink, cancel=cancel, step="rootfs.grow", ok=_e2fsck_ok)
-    run_streaming(argvs[3], sink=sink, cancel=cancel, step="rootfs.grow")
+    try:
+        run_streaming(argvs[1], sink=sink, cancel=cancel, step="rootfs.grow")
+        run_streaming(argvs[2], sink=sink, cancel=cancel, step="rootfs.grow", ok=_e2fsck_ok)
+        run_streaming(argvs[3], sink=sink, cancel=cancel, step="rootfs.grow")
+    except RootfsError as e:
+        raise RootfsError(f"{e.message}; `cai-tui kata rootfs undo` puts {backup} back", e.exit_code) from None
     record["size_after"] = os.path.getsize(image)
     state.write_record(RECORD, record)
     return f"grew {image} from {human(size_before)} to {human(record['size_after'])}; backup: {backup}"

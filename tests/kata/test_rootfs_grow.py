@@ -105,3 +105,32 @@ def test_grow_of_a_missing_image_is_an_input_error(rootfs_lab: RootfsLab) -> Non
     assert r.returncode == 2
     assert f"rootfs.image {rootfs_lab.image}: no such file (set answers.rootfs.image)" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_e2fsck_exit_1_errors_corrected_lets_the_grow_go_on(rootfs_lab: RootfsLab) -> None:
+    image = rootfs_lab.image
+    with open(image, "r+b") as f:  # the primary superblock wiped: e2fsck -y repairs it from a backup (exit 1)
+        f.seek(1024)
+        f.write(bytes(1024))
+    r = rootfs_lab.run("grow")
+    assert r.returncode == 0, r.stderr
+    assert "***** FILE SYSTEM WAS MODIFIED *****" in r.stderr
+    assert r.stderr.index("FILE SYSTEM WAS MODIFIED") < r.stderr.index("→ $ resize2fs")
+    assert fs_bytes(image) == 64 * MIB + 1024 * MIB
+    assert subprocess.run(["e2fsck", "-fn", str(image)], capture_output=True).returncode == 0
+
+
+def test_a_failed_e2fsck_stops_the_grow_and_undo_puts_the_backup_back(rootfs_lab: RootfsLab) -> None:
+    image = rootfs_lab.image
+    with open(image, "r+b") as f:  # no file system at all: e2fsck exits 8 (operational error)
+        f.write(bytes(image.stat().st_size))
+    before = gr.sha256(str(image))
+    r = rootfs_lab.run("grow")
+    assert r.returncode == 1, r.stderr
+    assert f"`e2fsck -f -y {image}` exited 8" in r.stderr
+    assert f"`cai-tui kata rootfs undo` puts {image}.bak back" in r.stderr
+    assert "→ $ resize2fs" not in r.stderr  # stopped there
+    assert image.stat().st_size == 64 * MIB + 1024 * MIB
+    undo = rootfs_lab.run("undo")
+    assert undo.returncode == 0, undo.stderr
+    assert gr.sha256(str(image)) == before and image.stat().st_size == 64 * MIB
