@@ -59,13 +59,14 @@ def undo_plans(plans: list[StagePlan]) -> list[StagePlan]:
 
 
 async def run_undo(runner: Runner, plans: list[StagePlan]) -> ReplayReport:
-    """Run every undo item of ``plans`` (see the module docstring); never raises for a failure of the work itself."""
+    """Run the items of ``plans`` as :func:`undo_plans` made them, in their order (see the module docstring); never
+    raises for a failure of the work itself."""
     from ..targets.base import TargetError
     from .runner import TargetUnreachable
 
     report = ReplayReport(recipe=runner.session.loaded.source)
     t0 = time.monotonic()
-    items = undo_items(plans)
+    items = [it for p in plans for it in p.items]
     failures: list[ItemResult] = []
     try:
         for it in items:

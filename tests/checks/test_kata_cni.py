@@ -97,7 +97,9 @@ def write_conf(conf_dir: Path, net: Net, doc: dict[str, Any] | str) -> Path:
     return path
 
 
-def run(conf_dir: Path, net: Net, netns: str | None = None, subnet: str = SUBNET) -> dict[str, CheckOutcome]:
+def run(
+    conf_dir: Path, net: Net, netns: str | None = None, subnet: str = SUBNET, ids: tuple[str, ...] = ("cni.network",)
+) -> dict[str, CheckOutcome]:
     cni = {
         "conf_dir": str(conf_dir),
         "network_name": net.name,
@@ -107,7 +109,7 @@ def run(conf_dir: Path, net: Net, netns: str | None = None, subnet: str = SUBNET
     }
     rec = KataRecipe.model_validate({"flow": "kata-virtcca", "name": "cni-test", "answers": {"cni": cni}})
     ctx = CheckContext(recipe=rec, targets={"host": LocalTarget()}, redactor=Redactor(), timeout=10.0)
-    outcomes = asyncio.run(run_checks([all_checks()["cni.network"]], ctx, timeout=10.0))
+    outcomes = asyncio.run(run_checks([all_checks()[i] for i in ids], ctx, timeout=10.0))
     return {o.id: o for o in outcomes}
 
 
@@ -176,3 +178,23 @@ def test_broken_conf_files(net: Net, tmp_path: Path) -> None:
     res = expect(run(tmp_path, net), "cni.network", "fail", "cni-network-broken")
     assert f'"name" is "other", expected "{net.name}"' in res.summary
     assert f'"bridge" is "cni0", expected "{net.bridge}"' in res.summary
+
+
+def test_conf_and_netns_guards_each_prove_their_own_step(net: Net, tmp_path: Path) -> None:
+    """KATA-4.3's guard passes once the conf is written (no namespace yet), KATA-4.4's once the namespace exists (no
+    address yet); neither passes without its own part."""
+    absent = f"cai-no-{secrets.token_hex(3)}"
+    both = ("cni.conf", "cni.netns")
+    res = run(tmp_path, net, netns=absent, ids=both)
+    expect(res, "cni.conf", "fail", "cni-network-broken")
+    assert "cai-tui kata cni write-conf" in res["cni.conf"].result.fix.text
+    expect(res, "cni.netns", "fail", "cni-network-broken")
+    write_conf(tmp_path, net, seed_conf(net))
+    res = run(tmp_path, net, netns=absent, ids=both)
+    expect(res, "cni.conf", "pass")
+    assert res["cni.netns"].result.summary == f"network namespace {absent} does not exist (/var/run/netns/{absent})"
+    res = run(tmp_path, net, netns=net.empty, ids=("cni.netns", "cni.network"))
+    expect(res, "cni.netns", "pass")
+    expect(res, "cni.network", "fail", "cni-network-broken")  # an empty namespace is not yet KATA-4.5
+    write_conf(tmp_path, net, seed_conf(net, subnet="10.231.8.0/24"))
+    expect(run(tmp_path, net, ids=("cni.conf",)), "cni.conf", "fail", "cni-network-broken")

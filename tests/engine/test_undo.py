@@ -75,7 +75,7 @@ def test_run_undo_runs_every_undo_and_reports_the_failure(tmp_path: Path) -> Non
     async def go() -> object:
         session = Session(loaded, timeout=5)
         try:
-            return await run_undo(Runner(session, events.append, files_dir=tmp_path), _plans(log))
+            return await run_undo(Runner(session, events.append, files_dir=tmp_path), undo_plans(_plans(log)))
         finally:
             await session.aclose()
 

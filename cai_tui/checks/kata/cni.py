@@ -185,3 +185,52 @@ async def cni_network(ctx: CheckContext) -> Result:
         evidence,
         **data,
     )
+
+
+# --------------------------------------------------------------------------------------------- cni.conf, cni.netns
+# The guards of KATA-4.3 and KATA-4.4 on their own: after the conf is written there is no namespace yet, and after the
+# namespace is made there is no address yet, so cni.network (all three) can only prove KATA-4.5.
+
+
+@check(
+    "cni.conf",
+    "CNI network conf file: name, bridge and the recipe's subnet",
+    stage="cni-network",
+    flows=FLOW,
+    runs_on="host",
+)
+async def cni_conf(ctx: CheckContext) -> Result:
+    t = _host(ctx)
+    answers, origin = kata_answers(ctx)
+    cni = answers.cni
+    conf_path = f"{cni.conf_dir.rstrip('/')}/{cni.network_name}.conf"
+    text, why = await _read_text(t, conf_path, 1024 * 1024)
+    conf, facts = _conf_part(text, why, conf_path, answers)
+    evidence = [ev(ctx, conf.observed, conf.source, t.name)]
+    data: dict[str, Any] = {"conf": facts, "answers": origin}
+    if conf.status == "fail":
+        fix = (
+            f"Write {conf_path} as in KATA-4.3 (name {cni.network_name}, bridge {cni.bridge}, ipam host-local "
+            f"subnet {cni.subnet}): `cai-tui kata cni write-conf --recipe RECIPE`."
+        )
+        return make(ctx, "fail", conf.problem, evidence, ("cni-network-broken", fix), **data)
+    return make(
+        ctx, "pass", f"{conf_path} defines {cni.network_name} on {cni.bridge} with {cni.subnet}", evidence, **data
+    )
+
+
+@check("cni.netns", "The container's network namespace exists", stage="cni-network", flows=FLOW, runs_on="host")
+async def cni_netns(ctx: CheckContext) -> Result:
+    t = _host(ctx)
+    answers, origin = kata_answers(ctx)
+    ns_path = f"{NETNS_DIR}/{answers.cni.netns}"
+    if await t.exists(ns_path):
+        return make(ctx, "pass", f"network namespace {answers.cni.netns} exists", [ev(ctx, "exists", ns_path, t.name)])
+    return make(
+        ctx,
+        "fail",
+        f"network namespace {answers.cni.netns} does not exist ({ns_path})",
+        [ev(ctx, "(absent)", ns_path, t.name)],
+        ("cni-network-broken", f"Create it as in KATA-4.4: `ip netns add {answers.cni.netns}`."),
+        answers=origin,
+    )
