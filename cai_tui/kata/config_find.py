@@ -61,6 +61,13 @@ def effective(env: Mapping[str, str] | None = None) -> tuple[str | None, str]:
     return None, "none of " + ", ".join(SEARCH_ORDER) + " exists"
 
 
+def _shipped(path: str) -> bool:
+    from ..parsers.kata_toml import SEARCH_ORDER
+
+    real = os.path.realpath(path)
+    return any(real == os.path.realpath(p) for p in SEARCH_ORDER)
+
+
 def drop_ins(path: str) -> list[str]:
     """The ``config.d`` fragments that override ``path``'s keys (sorted, as kata loads them)."""
     d = os.path.join(os.path.dirname(path), "config.d")
@@ -99,6 +106,12 @@ def find_config(recipe_path: str | None, env: Mapping[str, str] | None = None) -
             "to /etc/kata-containers/configuration.toml and set answers.kata.config_path to it "
             "(`kata-runtime --show-default-config-paths` lists the files kata looks at); runtime-rs looks at "
             + ", ".join(RUNTIME_RS_ORDER)
+        )
+    override = (os.environ if env is None else env).get(ENV_OVERRIDE, "").strip()
+    if override and in_effect == override and not _shipped(override):
+        notes.append(
+            f"{ENV_OVERRIDE}={override} is not one of kata's default paths: kata 4.0 and later's shim refuses it "
+            "('only shipped Kata configuration files are accepted'); 3.x takes it"
         )
     fragments = drop_ins(path)
     if fragments:

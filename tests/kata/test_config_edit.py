@@ -193,7 +193,12 @@ def test_file_in_effect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert found.path == str(other) and "does not exist: editing" in found.notes[0]
     (conf.parent / "config.d").mkdir()
     (conf.parent / "config.d" / "10-hooks.toml").write_text("[hypervisor.qemu]\n")
-    assert "config.d fragments" in cf.find_config(str(conf), {"KATA_CONF_FILE": str(conf)}).notes[-1]
+    notes = cf.find_config(str(conf), {"KATA_CONF_FILE": str(conf)}).notes
+    assert "config.d fragments" in notes[-1]
+    assert not any("shim refuses it" in n for n in notes)  # conf is one of the (patched) default paths
+    third = write_kata_config(tmp_path / "third")
+    notes = cf.find_config(str(third), {"KATA_CONF_FILE": str(third)}).notes
+    assert any("kata 4.0 and later's shim refuses it" in n for n in notes)
     monkeypatch.setattr("cai_tui.parsers.kata_toml.SEARCH_ORDER", (str(tmp_path / "absent.toml"),))
     with pytest.raises(cf.ConfigNotFound, match="no kata configuration file to edit"):
         cf.find_config(None, {})
