@@ -476,24 +476,30 @@ _ACTIONS: dict[str, ActionSpec] = {
 }
 
 
-def _register_kata() -> None:
-    from .kata import ACTIONS as KATA_ACTIONS  # the kata-virtcca flow's doers (one module per stage)
-
-    for spec in KATA_ACTIONS:
-        if spec.id in _ACTIONS:
-            raise RuntimeError(f"action {spec.id} is registered twice")
-        _ACTIONS[spec.id] = spec
+_KATA_REGISTERED = False
 
 
-_register_kata()
+def _actions() -> dict[str, ActionSpec]:
+    """Every action; the kata-virtcca flow's doers (one module per stage, which import this module) are added on the
+    first lookup, so that importing any of them first does not import this module half-way through."""
+    global _KATA_REGISTERED
+    if not _KATA_REGISTERED:
+        from .kata import ACTIONS as KATA_ACTIONS
+
+        for spec in KATA_ACTIONS:
+            if spec.id in _ACTIONS:
+                raise RuntimeError(f"action {spec.id} is registered twice")
+            _ACTIONS[spec.id] = spec
+        _KATA_REGISTERED = True
+    return _ACTIONS
 
 
 def all_ids() -> list[str]:
-    return sorted(_ACTIONS)
+    return sorted(_actions())
 
 
 def get(action_id: str) -> ActionSpec | None:
-    return _ACTIONS.get(action_id)
+    return _actions().get(action_id)
 
 
 # ------------------------------------------------------------------------------------------------ apply
