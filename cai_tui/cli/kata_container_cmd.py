@@ -38,24 +38,33 @@ def print_plan(steps: list[Any]) -> None:
 
 
 def run_doer(work: Callable[[Any], str]) -> None:
-    """Run ``work(sink)`` with live output; its summary on stdout; KataRunError → its message and rc."""
+    """Run ``work(sink)`` with live output (stderr; JSON lines on stdout under the engine); its summary as the last
+    plain line on stdout; KataRunError → its message and rc. SIGTERM stops it as Ctrl-C does (a child ctr is killed)."""
+    import signal
+
+    import cai_tui.events as ev
+
     from ..kata.container_ctr import KataRunError
     from ..kata.state import StateError
     from .events_view import EventsView
 
-    with EventsView(out="stderr") as view:
-        try:
-            summary = work(view)
-        except (KataRunError, StateError) as e:
-            import cai_tui.events as ev
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
 
-            view(ev.note(str(e), level="error"))
-            raise typer.Exit(getattr(e, "rc", 1)) from None
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-        import cai_tui.events as ev
-
-        view(ev.note(summary))
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with EventsView(out="stderr") as view:
+            try:
+                summary = work(view)
+            except (KataRunError, StateError) as e:
+                view(ev.note(str(e), level="error"))
+                raise typer.Exit(getattr(e, "rc", 1)) from None
+            except KeyboardInterrupt:
+                view(ev.note("cancelled", level="error"))
+                raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    typer.echo(summary)
 
 
 def _planned(loaded: Any, action: str) -> None:

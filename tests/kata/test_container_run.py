@@ -46,6 +46,7 @@ def test_run_smi_undo_on_the_lab(tmp_path: Path, kata_lab: Lab, tiny_archive: tu
     )
     assert line in out.stderr
     assert f"{name}: RUNNING (ctr task ls)" in out.stderr
+    assert out.stdout.startswith(f"the container {name} runs (ctr -a {kata_lab.ctrd.address} -n {space} --debug run")
     tasks = kata_lab.ctr(space, "tasks", "ls").stdout
     assert f"{name} " in tasks and "RUNNING" in tasks
     assert json.loads((state / "kata-container.json").read_text()) == {
@@ -58,7 +59,7 @@ def test_run_smi_undo_on_the_lab(tmp_path: Path, kata_lab: Lab, tiny_archive: tu
     assert kata_lab.net.address in ip.stdout
 
     again = cli("kata", "container", "run", "--recipe", recipe, state=state)
-    assert again.returncode == 0 and f"the container {name} is already running" in again.stderr
+    assert again.returncode == 0 and f"the container {name} is already running" in again.stdout
 
     smi = cli("kata", "container", "smi", "--recipe", recipe, state=state)
     assert smi.returncode == 0, smi.stderr
@@ -70,11 +71,11 @@ def test_run_smi_undo_on_the_lab(tmp_path: Path, kata_lab: Lab, tiny_archive: tu
 
     undo = cli("kata", "container", "undo", "--recipe", recipe, state=state)
     assert undo.returncode == 0, undo.stderr
-    assert f"{name}: killed and deleted the task, deleted the container and its snapshot" in undo.stderr
+    assert f"{name}: killed and deleted the task, deleted the container and its snapshot" in undo.stdout
     assert kata_lab.snapshot(space) == before
     assert not (state / "kata-container.json").exists()
     twice = cli("kata", "container", "undo", "--recipe", recipe, state=state)
-    assert twice.returncode == 0 and "nothing to undo: no container started by cai-tui is recorded" in twice.stderr
+    assert twice.returncode == 0 and "nothing to undo: no container started by cai-tui is recorded" in twice.stdout
     # after the task is gone, smi says to start it
     gone = cli("kata", "container", "smi", "--recipe", recipe, state=state)
     assert gone.returncode == 1 and f"the container {name} is not running (ctr task ls: no task)" in gone.stderr

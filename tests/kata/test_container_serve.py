@@ -4,6 +4,7 @@ container's address, the chat question answered by the stand-in; the undos leave
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -73,15 +74,15 @@ def test_serve_and_ask_in_the_lab_container(
         )
         assert f"waiting for {base}/health" in serve.stderr
         assert "Uvicorn running on http://0.0.0.0:8000" in serve.stderr  # the server's log, followed
-        assert f"vLLM answers {base}/health (served as {LAB_SERVED_NAME})" in serve.stderr
+        assert serve.stdout == f"vLLM answers {base}/health (served as {LAB_SERVED_NAME})\n"
         again = cli("kata", "container", "serve", "--recipe", recipe, state=state)
-        assert again.returncode == 0 and f"vLLM already answers {base}/health; nothing to do" in again.stderr
+        assert again.returncode == 0 and f"vLLM already answers {base}/health; nothing to do" in again.stdout
 
         ask = cli("kata", "container", "ask", "--recipe", recipe, state=state)
         assert ask.returncode == 0, ask.stderr
         assert f"$ curl {base}/v1/chat/completions" in ask.stderr and '"content": "什么是机密容器？"' in ask.stderr
         answer = "Hello from the cai-tui lab model (Qwen2ForCausalLM, prompt "
-        assert f"the model answered ({LAB_SERVED_NAME}): {answer}" in ask.stderr
+        assert ask.stdout.startswith(f"the model answered ({LAB_SERVED_NAME}): {answer}")
 
         wrong = write_recipe(tmp_path / "w.yaml", kata_lab, space, archive, ref, serve={"served_name": "other"})
         bad = cli("kata", "container", "ask", "--recipe", str(wrong), state=state)
@@ -90,8 +91,77 @@ def test_serve_and_ask_in_the_lab_container(
     finally:
         undo = cli("kata", "container", "undo", "--recipe", recipe, state=state)
         undo_import = cli("kata", "image", "undo-import", "--recipe", recipe, state=state)
-    assert undo.returncode == 0 and "killed and deleted the task" in undo.stderr, undo.stderr
-    assert undo_import.returncode == 0 and f"removed {ref} from containerd" in undo_import.stderr
+    assert undo.returncode == 0 and "killed and deleted the task" in undo.stdout, undo.stderr
+    assert undo_import.returncode == 0 and f"removed {ref} from containerd" in undo_import.stdout
     assert kata_lab.snapshot(space) == before
     down = cli("kata", "container", "ask", "--recipe", recipe, state=state)
     assert down.returncode == 1 and "is not running" in down.stderr
+
+
+@pytest.mark.slow
+def test_replay_runs_the_stage_and_its_undo(
+    tmp_path: Path,
+    kata_lab: Lab,  # noqa: F811
+    vllm_archive: tuple[Path, str],
+) -> None:
+    """The engine runs KATA-5 through these doers (guards, live lines, summaries); its undo plan names their undo."""
+    space = f"rpl{secrets.token_hex(3)}"
+    archive, ref = vllm_archive
+    recipe = str(
+        write_recipe(
+            tmp_path / "r.yaml",
+            kata_lab,
+            space,
+            archive,
+            ref,
+            serve={"model": LAB_MODEL_DIR, "served_name": LAB_SERVED_NAME},
+        )
+    )
+    state = tmp_path / "state"
+    before = kata_lab.snapshot(space)
+    try:
+        # the image is there (KATA-2.4's doer) before the container stage runs
+        assert cli("kata", "image", "import", "--recipe", recipe, state=state, timeout=300).returncode == 0
+        out = cli(
+            "replay", recipe, "--yes", "--only", "confidential-container", "--json", str(tmp_path / "s.json"),
+            state=state, timeout=300,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+        finished = {}
+        for line in out.stdout.splitlines():
+            e = json.loads(line)
+            if e.get("kind") == "step_finished":
+                finished[e["step"].split("/", 1)[1]] = (e["status"], e["text"])
+        name = f"arch-{space}"
+        assert finished["KATA-5.1/action:container.run"][0] == "applied"
+        assert finished["KATA-5.1/action:container.run"][1].startswith(f"the container {name} runs (")
+        assert finished["KATA-5.2/check:guest.nvidia_smi"] == (
+            "skipped",
+            "pass: GPU 0: NVIDIA H100 80GB HBM3 (00000000:00:06.0), driver 580.159.04; note: the recipe's "
+            "driver.version is 550.127.08",
+        )
+        assert finished["KATA-5.3/action:container.serve"][0] == "applied"
+        assert finished["KATA-5.3/action:container.serve"][1].startswith("vLLM answers http://")
+        status, text = finished["KATA-5.4/action:container.ask"]
+        assert (
+            status == "skipped" and "the model answered (Qwen1.5-1.8B-Chat): Hello from the cai-tui lab model" in text
+        )
+        assert '"text":"Uvicorn running on http://0.0.0.0:8000' in out.stdout.replace("INFO:     ", "")  # live lines
+        # the undo plan of the stage: the container undo, last item first (serve's, then run's: the second finds
+        # nothing left); run here as replay --undo would run them
+        plan = cli("replay", recipe, "--undo", "--plan", "--only", "confidential-container", state=state)
+        assert plan.returncode == 0, plan.stderr
+        undos = [json.loads(ln) for ln in plan.stdout.splitlines() if ln.startswith("{")]
+        assert [(u["item"], u["command"]) for u in undos] == [
+            ("undo:container.serve", f"cai-tui kata container undo --recipe {recipe}"),
+            ("undo:container.run", f"cai-tui kata container undo --recipe {recipe}"),
+        ]
+        first = cli("kata", "container", "undo", "--recipe", recipe, state=state)
+        second = cli("kata", "container", "undo", "--recipe", recipe, state=state)
+        assert first.returncode == 0 and first.stdout.startswith(f"{name}: killed and deleted the task")
+        assert second.returncode == 0 and second.stdout.startswith("nothing to undo")
+        assert kata_lab.listing(space, "containers") == []
+    finally:
+        cli("kata", "container", "undo", "--recipe", recipe, state=state)
+        cli("kata", "image", "undo-import", "--recipe", recipe, state=state)
+    assert kata_lab.snapshot(space) == before
