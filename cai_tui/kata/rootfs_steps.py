@@ -60,7 +60,12 @@ def _mount_commands(a: Any, mounted: bool, method: str, notes: list[str]) -> lis
         return []
     chosen, why = mount_method(method)
     notes.append(f"mounts with {'a loop device' if chosen == 'loop' else 'fuse2fs'}: {why}")
-    return [mo.image_mount_argv(a.rootfs.image, a.rootfs.mount_dir, chosen), *mo.pseudo_argvs(a.rootfs.mount_dir)]
+    out = [mo.image_mount_argv(a.rootfs.image, a.rootfs.mount_dir, chosen)]
+    for argv in mo.pseudo_argvs(a.rootfs.mount_dir):
+        out.append(argv)
+        if argv[-1] == os.path.join(a.rootfs.mount_dir, "dev"):  # as mount_all: no propagation back onto /dev
+            out.append(["mount", "--make-slave", argv[-1]])
+    return out
 
 
 def _umount_commands(a: Any, rec: mo.MountRecord | None = None) -> list[list[str]]:

@@ -36,6 +36,9 @@ def test_mount_by_loop_binds_pseudo_filesystems_and_unmount_goes_in_reverse(root
     r = rootfs_lab.run("mount", "--method", "loop")
     assert r.returncode == 0, r.stderr
     assert "with a loop device: /dev/loop" in r.stderr
+    planned = [ln.removeprefix("  $ ") for ln in r.stderr.splitlines() if ln.startswith("  $ ")]
+    ran = [ln.removeprefix("→ $ ") for ln in r.stderr.splitlines() if ln.startswith("→ $ ")]
+    assert planned == ran and len(ran) == 7  # the plan is exactly what runs (the image, 5 mounts, --make-slave)
     rows = fstypes(rootfs_lab.mount_dir)
     assert [(mp, t) for mp, t, _o in rows] == [("", "ext4")] + [(f"/{sub}", t) for sub, t in EXPECTED]
     opts = {mp: o.split(",") for mp, _t, o in rows}
