@@ -231,3 +231,35 @@ def test_nvidia_smi_stand_in_prints_the_real_capture(tmp_path: Path) -> None:
     assert captured == "0, NVIDIA H100 80GB HBM3, 00000000:00:06.0, 580.159.04, 81559\n"
     assert nvidia_smi_script({"-L": ("nvidia-smi-L.txt", 0)}).count(") cat") == 1
     assert (CAPTURE_DIR / "SOURCE.md").is_file()
+
+
+def test_lab_answers_for_the_lead_recipe(tmp_path: Path, kata_lab: Lab) -> None:
+    from cai_tui.lab.kata.containerd import lab_container_answers, lab_guest_target
+    from cai_tui.lab.kata.vllm_image import containerd_ref, lab_image_answers
+    from cai_tui.recipe.kata import KataAnswers
+
+    image = lab_image_answers(tmp_path, tag="cai-tui-test/vllm-cvm:x", base="cai-tui-labstack:0123456789ab")
+    context = tmp_path / "vllm-build"
+    assert image["image"] == {
+        "build_dir": str(context),
+        "dockerfile": str(context / "Dockerfile"),
+        "tag": "cai-tui-test/vllm-cvm:x",
+        "target": "vllm-base",
+        "archive": str(tmp_path / "vllm.tar.gz"),
+        "containerd_ref": "docker.io/cai-tui-test/vllm-cvm:x",
+    }
+    lines = (context / "Dockerfile").read_text().splitlines()
+    assert lines[1:4] == ["FROM cai-tui-labstack:0123456789ab AS vllm-base", "COPY rootfs/ /", "ENV CAI_LAB_DEVICE=cpu"]
+    assert (context / "rootfs/models/Qwen1.5-1.8B-Chat/config.json").is_file()
+    assert (context / "rootfs/usr/bin/nvidia-smi").stat().st_mode & 0o111
+    shim = next(context.glob("rootfs/usr/local/lib/python3.*/dist-packages/vllm/entrypoints/openai/api_server.py"))
+    assert "inference.LOOPBACK = args.host" in shim.read_text()
+    container = lab_container_answers(kata_lab.ctrd, namespace="lab", name="arch")
+    assert container == {
+        "kata": {"runtime": "io.containerd.runc.v2"},
+        "container": {"address": kata_lab.ctrd.address, "namespace": "lab", "name": "arch"},
+    }
+    assert lab_guest_target(kata_lab.ctrd, namespace="lab") == f"ctr://lab/arch?address={kata_lab.ctrd.address}"
+    KataAnswers.model_validate({**image, **container})  # the recipe model takes them as they are
+    assert containerd_ref("vllm-cvm:latest") == "docker.io/library/vllm-cvm:latest"
+    assert containerd_ref("reg.example:5000/v:1") == "reg.example:5000/v:1"

@@ -15,6 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CONTAINERD = "/usr/bin/containerd"
 START_TIMEOUT_S = 20.0
@@ -138,4 +139,29 @@ def start_containerd(dir: str | os.PathLike[str]) -> LabContainerd:
         time.sleep(0.1)
 
 
-__all__ = ["LabContainerd", "LabContainerdError", "start_containerd"]
+LAB_NAMESPACE = "cai-kata-lab"
+LAB_RUNTIME = "io.containerd.runc.v2"  # for io.containerd.kata.v2 (see not_real)
+
+
+def lab_container_answers(ctrd: LabContainerd, *, namespace: str = LAB_NAMESPACE, name: str = "arch") -> dict[str, Any]:
+    """The recipe answers that point KATA-2.4/KATA-5 at this containerd, with runc for the kata runtime."""
+    return {
+        "kata": {"runtime": LAB_RUNTIME},
+        "container": {"address": ctrd.address, "namespace": namespace, "name": name},
+    }
+
+
+def lab_guest_target(ctrd: LabContainerd, *, namespace: str = LAB_NAMESPACE, name: str = "arch") -> str:
+    """``targets.guest`` for the container (guest.nvidia_smi runs nvidia-smi there through ctr task exec)."""
+    return f"ctr://{namespace}/{name}?address={ctrd.address}"
+
+
+__all__ = [
+    "LAB_NAMESPACE",
+    "LAB_RUNTIME",
+    "LabContainerd",
+    "LabContainerdError",
+    "lab_container_answers",
+    "lab_guest_target",
+    "start_containerd",
+]

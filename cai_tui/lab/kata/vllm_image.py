@@ -24,11 +24,13 @@ import shlex
 import struct
 import sys
 from pathlib import Path
+from typing import Any
 
 from ...events import EventSink
 
 LAB_MODEL_DIR = "/models/Qwen1.5-1.8B-Chat"
 LAB_SERVED_NAME = "Qwen1.5-1.8B-Chat"
+LAB_TAG = "cai-tui-kata-lab/vllm-cvm:latest"
 CAPTURE_NAME = "h100-vm-2026-11-22"
 CAPTURE_DIR = Path(__file__).resolve().parents[3] / "tests/fixtures/captures" / CAPTURE_NAME
 IN_IMAGE_CAPTURES = f"/usr/share/cai-tui-lab/nvidia-smi/{CAPTURE_NAME}"
@@ -134,11 +136,12 @@ def write_nvidia_smi_stand_in(rootfs: Path) -> Path:
     return rootfs / "usr/bin/nvidia-smi"
 
 
-def dockerfile(base: str) -> str:
+def dockerfile(base: str, target: str = "vllm-base") -> str:
+    """FROM the labstack image, as one stage named like the seed's ``--target`` (vllm-base)."""
     return "\n".join(
         [
             "# cai-tui kata lab: stand-in for the seed's vllm-cvm image (no registry here; see cai_tui/lab/kata/not_real.py)",
-            f"FROM {base}",
+            f"FROM {base} AS {target}",
             "COPY rootfs/ /",
             "ENV CAI_LAB_DEVICE=cpu",
             f'LABEL {LABEL}="1"',
@@ -152,6 +155,7 @@ def write_vllm_build_context(
     dir: str | os.PathLike[str],
     *,
     base: str | None = None,
+    target: str = "vllm-base",
     on_event: EventSink | None = None,
 ) -> Path:
     """Write the stand-in's build context into ``dir``; returns its Dockerfile. ``base``: the labstack image tag
@@ -170,13 +174,54 @@ def write_vllm_build_context(
     ver = f"{sys.version_info.major}.{sys.version_info.minor}"
     _write(rootfs, f"/usr/local/lib/python{ver}/dist-packages/vllm/entrypoints/openai/api_server.py", API_SERVER)
     path = root / "Dockerfile"
-    path.write_text(dockerfile(base))
+    path.write_text(dockerfile(base, target))
     return path
+
+
+def containerd_ref(tag: str) -> str:
+    """The name ``ctr image import`` gives a ``docker save``d tag (docker's normalization): ``vllm-cvm:latest`` →
+    ``docker.io/library/vllm-cvm:latest``, ``a/b:t`` → ``docker.io/a/b:t``, ``registry.x/b:t`` unchanged."""
+    first, _, rest = tag.partition("/")
+    if not rest:
+        return f"docker.io/library/{tag}"
+    if "." in first or ":" in first or first == "localhost":
+        return tag
+    return f"docker.io/{tag}"
+
+
+def lab_image_answers(
+    directory: str | os.PathLike[str],
+    *,
+    tag: str = LAB_TAG,
+    base: str | None = None,
+    on_event: EventSink | None = None,
+) -> dict[str, Any]:
+    """The recipe answers of KATA-2 and KATA-5.3 for the lab: the stand-in's context written under ``directory``
+    (``vllm-build/``), built by ``cai-tui kata image build`` as image.dockerfile, saved to ``directory/vllm.tar.gz``
+    (a plain tar, as docker save writes it), imported as ``docker.io/<tag>``; the model directory inside it."""
+    root = Path(directory)
+    context = root / "vllm-build"
+    path = write_vllm_build_context(context, base=base, on_event=on_event)
+    ref = containerd_ref(tag)
+    return {
+        "image": {
+            "build_dir": str(context),
+            "dockerfile": str(path),
+            "tag": tag,
+            "target": "vllm-base",
+            "archive": str(root / "vllm.tar.gz"),
+            "containerd_ref": ref,
+        },
+        "serve": {"model": LAB_MODEL_DIR, "served_name": LAB_SERVED_NAME, "host": "0.0.0.0", "port": 8000},
+    }
 
 
 __all__ = [
     "LAB_MODEL_DIR",
     "LAB_SERVED_NAME",
+    "LAB_TAG",
+    "containerd_ref",
+    "lab_image_answers",
     "nvidia_smi_script",
     "write_nvidia_smi_stand_in",
     "write_vllm_build_context",
