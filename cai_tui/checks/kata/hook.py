@@ -6,6 +6,7 @@ import asyncio
 import os
 import posixpath
 import re
+import shutil
 import stat
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,37 @@ class _Rootfs:
             return None
 
 
+class _ImageRootfs:
+    """The guest rootfs read from the unmounted image with debugfs (after KATA-1.7), on this machine only."""
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        self.name = f"{image} (unmounted, read with debugfs)"
+
+    def path(self, guest_path: str) -> str:
+        return guest_path
+
+    async def exists(self, guest_path: str) -> bool:
+        from ...kata.rootfs_read import stat_in_image
+
+        return await asyncio.to_thread(stat_in_image, self.image, guest_path) is not None
+
+    async def read(self, guest_path: str, max_bytes: int) -> tuple[bytes | None, str]:
+        from ...kata.rootfs_read import read_in_image
+
+        data = await asyncio.to_thread(read_in_image, self.image, guest_path, max_bytes)
+        return data, "" if data is not None else "debugfs cannot dump it"
+
+    async def mode(self, ctx: CheckContext, guest_path: str) -> int | None:
+        from ...kata.rootfs_read import stat_in_image
+
+        st = await asyncio.to_thread(stat_in_image, self.image, guest_path)
+        if st is None:
+            return None
+        kinds = {"regular": stat.S_IFREG, "directory": stat.S_IFDIR}
+        return kinds.get(st.kind, 0) | st.mode
+
+
 async def _mount_line(t: Target, mount_dir: str) -> str | None:
     for path in ("/proc/self/mounts", "/proc/mounts"):
         text, _ = await _read_text(t, path, 1024 * 1024)
@@ -71,9 +103,12 @@ async def _mount_line(t: Target, mount_dir: str) -> str | None:
     return None
 
 
-async def _guest_rootfs(ctx: CheckContext, host: Target, answers: KataAnswers) -> tuple[_Rootfs | None, list[str]]:
+async def _guest_rootfs(
+    ctx: CheckContext, host: Target, answers: KataAnswers
+) -> tuple[_Rootfs | _ImageRootfs | None, list[str]]:
     """Where the guest rootfs can be read: ``rootfs.mount_dir`` on the host when it holds a tree, else a sysroot given
-    to doctor that is itself a guest rootfs. Also what was found on the way (for evidence)."""
+    to doctor that is itself a guest rootfs, else (on this machine) ``rootfs.image`` itself, unmounted, with debugfs.
+    Also what was found on the way (for evidence)."""
     notes: list[str] = []
     mount_dir = await expand_path(host, answers.rootfs.mount_dir)
     entries = await _listdir(host, mount_dir)
@@ -92,6 +127,10 @@ async def _guest_rootfs(ctx: CheckContext, host: Target, answers: KataAnswers) -
         if await guest.exists(answers.kata.guest_hook_path):
             notes.append(f"--sysroot {ctx.sysroot} holds {answers.kata.guest_hook_path}: read as the guest rootfs")
             return _Rootfs(guest), notes
+    image = answers.rootfs.image
+    if isinstance(host, LocalTarget) and shutil.which("debugfs") and os.path.isfile(image):
+        notes.append(f"read {image} itself with debugfs (not mounted)")
+        return _ImageRootfs(image), notes
     return None, notes
 
 
