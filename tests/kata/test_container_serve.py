@@ -66,6 +66,15 @@ def test_serve_and_ask_in_the_lab_container(
         assert smi.returncode == 0 and "guest.nvidia_smi pass: GPU 0: NVIDIA H100 80GB HBM3" in smi.stderr
 
         base = f"http://{kata_lab.net.address}:8000"
+        # a model directory that is not there: vLLM's own error from the log, and the serve fails
+        missing = write_recipe(
+            tmp_path / "m.yaml", kata_lab, space, archive, ref, serve={"model": "/models/none", "served_name": "x"}
+        )
+        failed = cli("kata", "container", "serve", "--recipe", str(missing), "--timeout", "60", state=state)
+        assert failed.returncode == 1
+        assert "ValueError: Invalid repository ID or local directory specified: '/models/none'." in failed.stderr
+        assert "the serve command ended before" in failed.stderr
+        assert f"[ctr://arch-{space}] Traceback (most recent call last):" in failed.stderr  # vLLM's log, followed
         serve = cli("kata", "container", "serve", "--recipe", recipe, "--timeout", "60", state=state)
         assert serve.returncode == 0, serve.stderr
         assert (
