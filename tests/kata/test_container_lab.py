@@ -222,6 +222,40 @@ def test_start_and_stop_leave_no_process(tmp_path: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _processes_naming(text: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(int(entry))
+    return found
+
+
+def test_stop_ends_the_tasks_it_still_has(tiny_archive: tuple[Path, str]) -> None:
+    """A task left running when the lab stops: its shim and process end too, and no mount stays under the dir."""
+    work = Path(f"/tmp/cai-k5t-{secrets.token_hex(3)}")
+    try:
+        c = start_containerd(work)
+        ns = f"left{secrets.token_hex(3)}"
+        ctr = ["ctr", "-a", c.address, "-n", ns]
+        assert subprocess.run([*ctr, "images", "import", str(tiny_archive[0])], capture_output=True).returncode == 0
+        r = subprocess.run(
+            [*ctr, "run", "-d", tiny_archive[1], "left1", "sleep", "600"], capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr
+        assert _processes_naming(c.address)  # containerd and the task's shim name the socket
+        c.stop()
+        assert _processes_naming(c.address) == []
+        assert str(work) not in Path("/proc/self/mounts").read_text()
+        assert not os.path.exists(f"/run/containerd/runc/{ns}")  # runc's folder of the namespace, emptied and removed
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def test_nvidia_smi_stand_in_prints_the_real_capture(tmp_path: Path) -> None:
     script = write_nvidia_smi_stand_in(tmp_path)
     assert script.stat().st_mode & 0o777 == 0o755

@@ -20,6 +20,7 @@ from typing import Any
 CONTAINERD = "/usr/bin/containerd"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
+RUNC_ROOT = "/run/containerd/runc"  # the runc shim's default root, one folder per namespace
 
 CONFIG = """\
 # cai-tui kata lab: a private containerd (not the system's, not Docker's)
@@ -60,6 +61,7 @@ class LabContainerd:
         """End containerd (SIGTERM, then SIGKILL), its shims' leftovers, and unmount what its snapshotter left."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
+            self._remove_tasks()
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(STOP_TIMEOUT_S)
@@ -67,6 +69,25 @@ class LabContainerd:
                 proc.kill()
                 proc.wait(STOP_TIMEOUT_S)
         _unmount_under(self.dir)
+
+    def _remove_tasks(self) -> None:
+        """Kill and delete every task and container it still has (their shims would outlive containerd)."""
+
+        def ctr(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["ctr", "-a", self.address, *args], capture_output=True, text=True, timeout=30, check=False
+            )
+
+        for ns in ctr("namespaces", "ls", "-q").stdout.split():
+            for line in ctr("-n", ns, "tasks", "ls").stdout.splitlines()[1:]:
+                if line.split():
+                    task = line.split()[0]
+                    ctr("-n", ns, "tasks", "kill", "--signal", "SIGKILL", task)
+                    ctr("-n", ns, "tasks", "delete", "--force", task)
+            for cid in ctr("-n", ns, "containers", "ls", "-q").stdout.split():
+                ctr("-n", ns, "containers", "delete", cid)
+            with contextlib.suppress(OSError):  # runc's state folder of the namespace, shared root: only if empty
+                os.rmdir(os.path.join(RUNC_ROOT, ns))
 
     def __enter__(self) -> LabContainerd:
         return self
