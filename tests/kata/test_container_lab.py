@@ -297,3 +297,29 @@ def test_lab_answers_for_the_lead_recipe(tmp_path: Path, kata_lab: Lab) -> None:
     KataAnswers.model_validate({**image, **container})  # the recipe model takes them as they are
     assert containerd_ref("vllm-cvm:latest") == "docker.io/library/vllm-cvm:latest"
     assert containerd_ref("reg.example:5000/v:1") == "reg.example:5000/v:1"
+
+
+@pytest.mark.parametrize(
+    ("uri", "ok"),
+    [
+        ("ctr://arch", True),
+        ("ctr://default/arch", True),
+        ("ctr://cai-kata-lab/arch?address=/tmp/x/containerd.sock", True),
+        ("ctr://a/b/c", False),
+        ("ctr://default/arch?address=run/containerd.sock", False),
+        ("ctr://default/arch?addr=/run/containerd.sock", False),
+    ],
+)
+def test_recipe_guest_target_takes_namespace_and_address(uri: str, ok: bool) -> None:
+    from pydantic import ValidationError
+
+    from cai_tui.recipe.model import KataRecipe
+    from cai_tui.targets.container import split_ctr_uri
+
+    doc = {"flow": "kata-virtcca", "name": "t", "answers": {}, "targets": {"host": "local", "guest": uri}}
+    if ok:
+        assert KataRecipe.model_validate(doc).targets.guest == uri
+        split_ctr_uri(uri)  # and the target parser reads it
+    else:
+        with pytest.raises(ValidationError, match=r"ctr://\[NAMESPACE/\]TASK\[\?address=SOCKET\]"):
+            KataRecipe.model_validate(doc)
