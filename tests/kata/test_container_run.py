@@ -69,6 +69,13 @@ def test_run_smi_undo_on_the_lab(tmp_path: Path, kata_lab: Lab, tiny_archive: tu
         "recipe's driver.version is 550.127.08" in smi.stderr
     )
 
+    # the tiny image has no python3: serve starts the command, follows its log and says it ended
+    serve = cli("kata", "container", "serve", "--recipe", recipe, "--timeout", "30", state=state)
+    assert serve.returncode == 1
+    assert f"waiting for http://{kata_lab.net.address}:8000/health" in serve.stderr
+    assert f"[ctr://{name}] sh: python3: not found" in serve.stderr
+    assert "the serve command ended before" in serve.stderr and "/tmp/cai-tui-vllm-serve.log" in serve.stderr
+
     undo = cli("kata", "container", "undo", "--recipe", recipe, state=state)
     assert undo.returncode == 0, undo.stderr
     assert f"{name}: killed and deleted the task, deleted the container and its snapshot" in undo.stdout
