@@ -113,7 +113,7 @@ def test_replay_runs_the_stage_and_its_undo(
     kata_lab: Lab,  # noqa: F811
     vllm_archive: tuple[Path, str],
 ) -> None:
-    """The engine runs KATA-5 through these doers (guards, live lines, summaries); its undo plan names their undo."""
+    """The engine runs KATA-5 through these doers (guards, live lines, summaries); replay --undo reverses them."""
     space = f"rpl{secrets.token_hex(3)}"
     archive, ref = vllm_archive
     recipe = str(
@@ -157,7 +157,7 @@ def test_replay_runs_the_stage_and_its_undo(
         )
         assert '"text":"Uvicorn running on http://0.0.0.0:8000' in out.stdout.replace("INFO:     ", "")  # live lines
         # the undo plan of the stage: the container undo, last item first (serve's, then run's: the second finds
-        # nothing left); run here as replay --undo would run them
+        # nothing left)
         plan = cli("replay", recipe, "--undo", "--plan", "--only", "confidential-container", state=state)
         assert plan.returncode == 0, plan.stderr
         undos = [json.loads(ln) for ln in plan.stdout.splitlines() if ln.startswith("{")]
@@ -165,10 +165,15 @@ def test_replay_runs_the_stage_and_its_undo(
             ("undo:container.serve", f"cai-tui kata container undo --recipe {recipe}"),
             ("undo:container.run", f"cai-tui kata container undo --recipe {recipe}"),
         ]
-        first = cli("kata", "container", "undo", "--recipe", recipe, state=state)
-        second = cli("kata", "container", "undo", "--recipe", recipe, state=state)
-        assert first.returncode == 0 and first.stdout.startswith(f"{name}: killed and deleted the task")
-        assert second.returncode == 0 and second.stdout.startswith("nothing to undo")
+        undo = cli("replay", recipe, "--yes", "--undo", "--only", "confidential-container", state=state, timeout=300)
+        assert undo.returncode == 0, undo.stdout[-3000:] + undo.stderr[-2000:]
+        done = [json.loads(ln) for ln in undo.stdout.splitlines() if '"step_finished"' in ln]
+        assert [(e["step"].rsplit(":", 1)[1], e["status"]) for e in done] == [
+            ("container.serve", "applied"),
+            ("container.run", "applied"),
+        ]
+        assert done[0]["text"] == f"{name}: killed and deleted the task, deleted the container and its snapshot"
+        assert done[1]["text"] == "nothing to undo: no container started by cai-tui is recorded"
         assert kata_lab.listing(space, "containers") == []
     finally:
         cli("kata", "container", "undo", "--recipe", recipe, state=state)
