@@ -154,6 +154,29 @@ def child_wants_json() -> bool:
     return os.environ.get(EVENTS_ENV) == "jsonl"
 
 
+UNCHANGED = "unchanged"  # ``data["outcome"]`` of the note a doer writes when it found its work already done
+
+
+def report_unchanged(text: str) -> None:
+    """A doer run by the engine (:func:`child_wants_json`) found its work already done: say so as an event, and the
+    engine reports the item ``skipped`` instead of ``applied``. Outside the engine this does nothing."""
+    if child_wants_json():
+        import sys
+
+        sys.stdout.write(json_line(note(text, data={"outcome": UNCHANGED})) + "\n")
+        sys.stdout.flush()
+
+
+def report_done(text: str) -> str:
+    """:func:`report_unchanged` ``text`` and return it (for ``return report_done("… already …; nothing to do")``)."""
+    report_unchanged(text)
+    return text
+
+
+def is_unchanged(event: Event) -> bool:
+    return event.kind == "note" and event.data.get("outcome") == UNCHANGED
+
+
 def json_line(event: Event) -> str:
     return json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
 

@@ -5,6 +5,7 @@ Imports of the lab itself stay inside the command functions: ``cai-tui --help`` 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -91,7 +92,6 @@ def serve(
     bare: bool = False,
     instance: bool = True,
 ) -> int:
-    import json
     import logging
     import re
     import signal
@@ -204,3 +204,60 @@ def faults_command() -> None:
     body = doc.split("\n\n", 1)[1] if "\n\n" in doc else doc
     lines.append(body.rstrip())
     typer.echo("\n".join(lines))
+
+
+@lab_app.command("kata")
+def kata_command(
+    directory: Path = typer.Argument(..., help="An empty folder (made if missing) for the kata lab and its recipe."),
+) -> None:
+    """The kata lab: the kata-virtcca flow on this machine (root; a small ext4 rootfs, kata's own configuration, a fake
+    sysfs GPU, Debian's CNI plugins, a private containerd with runc for the kata runtime). Prints the recipe and the
+    environment to replay it with; runs until Ctrl-C or SIGTERM, then stops and removes what a run left."""
+    raise typer.Exit(run_kata_lab(directory))
+
+
+def run_kata_lab(directory: Path) -> int:
+    import os
+    import shlex
+    import signal
+    import threading
+
+    from ..lab.kata.not_real import describe
+    from ..lab.kata.orchestrator import start_kata_lab
+
+    name = "cai-tui lab kata"
+    if os.geteuid() != 0:
+        _err(f"{name}: the kata lab mounts images, makes network namespaces and runs containerd: run it as root")
+        return EXIT_USAGE
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            lab = start_kata_lab(directory.expanduser())
+        except FileExistsError as e:
+            _err(f"{name}: {e}")
+            return EXIT_USAGE
+        except Exception as e:  # a missing tool, docker down: the message says what to install or start
+            _err(f"{name}: cannot start the kata lab: {type(e).__name__}: {e}")
+            return 1
+        try:
+            env = " ".join(f"{k}={shlex.quote(v)}" for k, v in lab.env.items())
+            _err(
+                f"kata lab ready under {lab.dir}\n  recipe {lab.recipe}\n"
+                f"  replay: {env} cai-tui replay {shlex.quote(str(lab.recipe))} --yes\n"
+                f"  undo:   {env} cai-tui replay {shlex.quote(str(lab.recipe))} --undo --yes\n"
+                f"  not the real thing:\n{describe()}\n"
+                "  stop with Ctrl-C (SIGINT) or SIGTERM"
+            )
+            sys.stdout.write(json.dumps({"recipe": str(lab.recipe), "env": lab.env}) + "\n")
+            sys.stdout.flush()
+            while not stop.wait(1.0):
+                pass
+        finally:
+            left = lab.stop()
+            if left:
+                _err(f"{name}: removed what a run left: {', '.join(left)}")
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    return 0

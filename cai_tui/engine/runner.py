@@ -101,8 +101,7 @@ class Runner:
         failing: Verdict | None = None
         for cid in ids:
             r = results.get(cid)
-            if r is None:
-                states.append("unknown")
+            if r is None:  # not a check of this flow (or no target for it): it neither proves nor refutes
                 notes.append(f"{cid}: not run for this flow")
                 continue
             if r.status in ("pass", "warn"):
@@ -272,8 +271,9 @@ class Runner:
         target = self.target(item.target)
         if target is None:
             return ItemResult(item, "failed", f"the recipe names no {item.target} target (targets.{item.target})")
-        res = await self.run_argv(item, target)
-        if item.changing:
+        unchanged: list[str] = []
+        res = await self.run_argv(item, target, unchanged)
+        if item.changing and not unchanged:
             self.changed()
         if res.rc != 0:
             tail = [ln for ln in (res.stdout + "\n" + res.stderr).splitlines() if ln.strip()][-TAIL_LINES:]
@@ -290,18 +290,28 @@ class Runner:
             return ItemResult(item, "failed", f"ran, but {after.detail}", after.faq_id, after.evidence)
         if not item.changing:
             return ItemResult(item, "skipped", f"checked, nothing changed: {last_line(res.stdout) or 'ok'}")
+        if unchanged:  # the doer said it found its work done (events.report_unchanged)
+            return ItemResult(item, "skipped", f"already done: {unchanged[-1]}")
         return ItemResult(item, "applied", last_line(res.stdout) or "done")
 
-    async def run_argv(self, item: Item, target: Target) -> Any:
+    async def run_argv(self, item: Item, target: Target, unchanged: list[str] | None = None) -> Any:
+        """Run the item's argv on ``target``, its output and a child's events to the sink; the texts of the child's
+        "already done" notes (:func:`cai_tui.events.report_unchanged`) are appended to ``unchanged``."""
         from ..actions.registry import local_argv
         from ..targets.base import TargetError
 
         argv = local_argv(list(item.argv), target)
+
+        def sink(event: ev.Event) -> None:
+            if unchanged is not None and ev.is_unchanged(event):
+                unchanged.append(event.text)
+            self.sink(event)
+
         try:
             return await target.run(
                 argv,
                 timeout=ACTION_TIMEOUT_S,
-                on_line=ev.line_sink(self.sink, source=target.name, step=item.id),
+                on_line=ev.line_sink(sink, source=target.name, step=item.id),
                 env={ev.EVENTS_ENV: "jsonl"},
             )
         except TargetError as e:

@@ -20,7 +20,7 @@ import urllib.request
 from typing import Any
 
 from .. import events
-from ..events import EventSink
+from ..events import EventSink, report_done
 from . import state
 from .container_ctr import Ctr, KataRunError, netns_address, shown, stream
 
@@ -75,7 +75,7 @@ def run_container(answers: Any, sink: EventSink, *, step: str = "container.run")
     c.need()
     status = c.tasks().get(name)
     if status == "RUNNING":
-        return f"the container {name} is already running (ctr task ls: RUNNING); nothing to do"
+        return report_done(f"the container {name} is already running (ctr task ls: RUNNING); nothing to do")
     if name in c.containers():
         raise KataRunError(
             f"a container {name} exists but its task is {status or 'not started'}: remove it first "
@@ -230,7 +230,7 @@ def serve(loaded: Any, sink: EventSink, *, step: str = "container.serve", timeou
     _need_running(answers)
     base = endpoint(answers)
     if healthy(base):
-        return f"vLLM already answers {base}/health; nothing to do"
+        return report_done(f"vLLM already answers {base}/health; nothing to do")
     cmd = serve_command(loaded.recipe)
     inner = f"exec > {SERVE_LOG} 2>&1; {cmd}"
     argv = exec_argv(answers, "sh", "-c", inner, exec_id=f"{answers.container.name}-serve-{secrets.token_hex(3)}",

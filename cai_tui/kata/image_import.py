@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import events
-from ..events import EventSink
+from ..events import EventSink, report_done
 from . import state
 from .container_ctr import Ctr, KataRunError, stream
 
@@ -135,9 +135,8 @@ def run_import(answers: Any, sink: EventSink, *, step: str = "image.import") -> 
             f"the archive did not give {p.ref} in containerd (namespace {p.ctr.namespace}); it imported: {got}. "
             f"Set answers.image.containerd_ref to the name the image has, or tag it so before docker save"
         )
-    return f"{p.ref} is in containerd ({p.ctr.address}, namespace {p.ctr.namespace})" + (
-        "" if created else "; it was there before the import"
-    )
+    done = f"{p.ref} is in containerd ({p.ctr.address}, namespace {p.ctr.namespace})"
+    return done if created else report_done(done + "; it was there before the import")
 
 
 def undo_import(sink: EventSink, *, step: str = "image.import") -> str:

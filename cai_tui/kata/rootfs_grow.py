@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import events as ev
+from ..events import report_done
 from . import state
 from .rootfs_mounts import image_users
 from .rootfs_run import RootfsError, run_streaming
@@ -100,7 +101,9 @@ def grow(image: str, grow_gib: int, *, sink: ev.EventSink = ev.discard, cancel: 
     rec = state.read_record(RECORD)
     if rec is not None and rec.get("image") == image and os.path.isfile(image):
         if os.path.getsize(image) == rec.get("size_after"):
-            return f"{image} was already grown to {human(rec['size_after'])} (backup {rec['backup']}); nothing to do"
+            return report_done(
+                f"{image} was already grown to {human(rec['size_after'])} (backup {rec['backup']}); nothing to do"
+            )
         raise RootfsError(
             f"{image} was grown earlier (record {state.record_path(RECORD)}) but is now {os.path.getsize(image)} "
             f"bytes, not {rec.get('size_after')}: run `cai-tui kata rootfs undo` to restore the backup, or move "

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import events as ev
+from ..events import report_done
 from . import rootfs_chroot as ch
 from . import rootfs_grow as gr
 from . import rootfs_mounts as mo
@@ -153,7 +154,7 @@ def run(step: str, a: Any, render_hook: Any, *, method: str, sink: ev.EventSink,
         rec = mo.MountRecord.load()
         if rec is not None and rec.mounts and all(mo.is_mountpoint(m) for m in rec.mounts):
             if os.path.realpath(rec.mount_dir) == os.path.realpath(r.mount_dir):
-                return f"{rec.image} is already mounted on {rec.mount_dir} ({rec.method}); nothing to do"
+                return report_done(f"{rec.image} is already mounted on {rec.mount_dir} ({rec.method}); nothing to do")
             raise RootfsError(f"{rec.image} is mounted on {rec.mount_dir}: run `cai-tui kata rootfs unmount` first")
         if rec is not None:
             mo.unmount_all(rec, sink=sink, step="rootfs.mount")  # what a killed run left

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from ..events import NEVER, CancelToken, EventSink, line, note
+from ..events import NEVER, CancelToken, EventSink, line, note, report_done
 from ..targets.sysroot import SysrootTarget
 from .state import drop_record, read_record, write_record
 from .vfio import (
@@ -147,7 +147,7 @@ def apply(plan: VfioPlan, *, sink: EventSink, token: CancelToken = NEVER, settle
             out.nodes.append(node)
             sink(note(f"{node} exists: export VFIO={node}"))
     if not todo:
-        out.messages.append("nothing to do: every member is on vfio-pci already")
+        out.messages.append(report_done("nothing to do: every member is on vfio-pci already"))
     return out
 
 
