@@ -309,6 +309,11 @@ EXAMPLES: dict[str, list[str]] = {
         "(linux/amd64/v3)",
         "exec /usr/bin/cnitool: exec format error",
     ],
+    "kata-container-not-running": [
+        "ctr: failed to create shim task: Failed to Check if grpc server is working: rpc error: code = DeadlineExceeded",
+        'ctr: container "arch": already exists',
+        "ctr: no running task found: task arch not found: not found",
+    ],
     "cni-network-broken": [
         'failed to find plugin "bridge" in path [/opt/cni/bin]',
         'no net configuration with name "vllmnet" in /etc/cni/net.d',

@@ -167,7 +167,9 @@ def test_the_kata_flow_replays_on_the_kata_lab_and_undo_leaves_the_host_as_it_wa
     for name in ("rootfs.grow", "kata.set_hook_path", "gpu.bind_vfio", "cni.attach", "container.run", "image.import"):
         assert status[name]["status"] == "applied", status[name]
     assert status["rootfs.install_tools"]["kind"] == "manual"  # dnf against openEuler's repositories: by hand
-    assert status["guest.nvidia_smi"]["detail"].startswith("pass")
+    for check in ("guest.nvidia_smi", "container.running", "guest.inference", "gpu.vfio_bound", "cni.network"):
+        assert status[check]["detail"].startswith("pass"), status[check]
+    assert "serves Qwen1.5-1.8B-Chat" in status["guest.inference"]["detail"]
     assert not [i for i in items if i["status"] == "failed"]
     after = _host_state(lab)
     assert after["drivers"]["0000:01:00.0"][0] == "vfio-pci" and "81" in after["dev_vfio"]

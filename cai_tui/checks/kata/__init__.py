@@ -10,7 +10,7 @@ One module a topic. Importing the package imports them all, in the order the che
 
 # isort: off
 # Kept in the order the checks register in (doctor runs them in it), so not sorted.
-from . import host, kernel_config, vfio, kata_config, hook, cni, guest
+from . import host, kernel_config, vfio, kata_config, hook, cni, guest, container
 # isort: on
 
-__all__ = ["cni", "guest", "hook", "host", "kata_config", "kernel_config", "vfio"]
+__all__ = ["cni", "container", "guest", "hook", "host", "kata_config", "kernel_config", "vfio"]
