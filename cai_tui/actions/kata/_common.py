@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from ..registry import CLI, RECIPE_PLACEHOLDER
+from ..registry import CLI, RECIPE_PLACEHOLDER, _recipe_path
 
 __all__ = ["CLI", "RECIPE_PLACEHOLDER", "kata_answers", "recipe_path"]
 
@@ -20,9 +19,4 @@ def kata_answers(loaded: Any) -> Any:
 
 def recipe_path(loaded: Any, notes: list[str]) -> str:
     """The recipe file's path for ``--recipe``; the placeholder (and a note saying so) for a recipe not from a file."""
-    if loaded.path is None:
-        notes.append(
-            f"the recipe was not loaded from a file: save it and give its path instead of {RECIPE_PLACEHOLDER}"
-        )
-        return RECIPE_PLACEHOLDER
-    return os.path.expanduser(os.fspath(loaded.path))
+    return _recipe_path(loaded, notes)

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...targets.base import CommandResult
+from ...targets.base import CommandResult, Target
 from ..base import CheckContext, Result, Status
 from ..common import ev, make
 from ..registry import check
@@ -73,6 +73,15 @@ def _conf_part(text: str | None, why: str, path: str, answers: KataAnswers) -> t
     return _Part("pass", shown + note, path), facts
 
 
+async def _read_conf(t: Target, answers: KataAnswers) -> tuple[str, _Part, dict[str, Any]]:
+    """(path, judged part, facts) of the network's conf file ``<conf_dir>/<network_name>.conf`` on the host."""
+    cni = answers.cni
+    conf_path = f"{cni.conf_dir.rstrip('/')}/{cni.network_name}.conf"
+    text, why = await _read_text(t, conf_path, 1024 * 1024)
+    conf, facts = _conf_part(text, why, conf_path, answers)
+    return conf_path, conf, facts
+
+
 def _address_part(r: CommandResult | None, netns: str, subnet: str, argv: str) -> tuple[_Part, list[str]]:
     if r is None:
         return _Part("unknown", "(commands cannot run on a sysroot)", argv, "cannot run ip here"), []
@@ -120,9 +129,7 @@ async def cni_network(ctx: CheckContext) -> Result:
     t = _host(ctx)
     answers, origin = kata_answers(ctx)
     cni = answers.cni
-    conf_path = f"{cni.conf_dir.rstrip('/')}/{cni.network_name}.conf"
-    text, why = await _read_text(t, conf_path, 1024 * 1024)
-    conf, facts = _conf_part(text, why, conf_path, answers)
+    conf_path, conf, facts = await _read_conf(t, answers)
     ns_path = f"{NETNS_DIR}/{cni.netns}"
     ns_ok = await t.exists(ns_path)
     ns = _Part(
@@ -203,9 +210,7 @@ async def cni_conf(ctx: CheckContext) -> Result:
     t = _host(ctx)
     answers, origin = kata_answers(ctx)
     cni = answers.cni
-    conf_path = f"{cni.conf_dir.rstrip('/')}/{cni.network_name}.conf"
-    text, why = await _read_text(t, conf_path, 1024 * 1024)
-    conf, facts = _conf_part(text, why, conf_path, answers)
+    conf_path, conf, facts = await _read_conf(t, answers)
     evidence = [ev(ctx, conf.observed, conf.source, t.name)]
     data: dict[str, Any] = {"conf": facts, "answers": origin}
     if conf.status == "fail":
