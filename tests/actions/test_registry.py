@@ -10,7 +10,7 @@ import pytest
 
 from cai_tui.actions import registry
 from cai_tui.recipe import load_recipe
-from cai_tui.recipe.model import CaiTargets
+from cai_tui.recipe.model import CaiTargets, KataTargets
 from cai_tui.recipe.secrets import SecretRef
 from tests.helpers import REPO
 
@@ -43,12 +43,29 @@ def argvs(path: Path, action: str) -> list[list[str]]:
     return [s.argv for s in spec.plan(load_recipe(path))]
 
 
+KATA_IDS = {
+    *(f"rootfs.{x}" for x in ("grow", "mount", "install_tools", "enter", "install_driver", "add_hook", "unmount")),
+    "kata.set_hook_path",
+    *(f"image.{x}" for x in ("install_buildx", "build", "import")),
+    "gpu.bind_vfio",
+    *(f"cni.{x}" for x in ("install_plugins", "install_cnitool", "write_conf", "create_netns", "attach")),
+    *(f"container.{x}" for x in ("run", "serve", "ask")),
+}
+KATA = REPO / "recipes" / "kata-virtcca-qwen1.5-1.8b.yaml"
+
+
+def _ids(flow: str) -> list[str]:
+    return [i for i in registry.all_ids() if registry.get(i).flow == flow]  # type: ignore[union-attr]
+
+
 def test_ids_cover_the_actions_of_the_stage_specs() -> None:
-    assert set(registry.all_ids()) == MODEL_IDS | STACK_IDS | SETUP_IDS
+    assert set(_ids("cai")) == MODEL_IDS | STACK_IDS | SETUP_IDS
+    assert set(_ids("kata-virtcca")) == KATA_IDS
+    assert set(registry.all_ids()) == MODEL_IDS | STACK_IDS | SETUP_IDS | KATA_IDS
     assert registry.get("nope.nothing") is None
     for i in registry.all_ids():
         spec = registry.get(i)
-        assert spec is not None and spec.id == i and spec.flow == "cai" and spec.title
+        assert spec is not None and spec.id == i and spec.flow in ("cai", "kata-virtcca") and spec.title
 
 
 @pytest.mark.usefixtures("_home")
@@ -143,19 +160,27 @@ def test_every_plan_parses_with_the_cli() -> None:
     from cai_tui.cli.main import app
 
     root = typer.main.get_command(app)
-    for path in (LAB, BEIJING):
+    for path, flow, roles in (
+        (LAB, "cai", CaiTargets),
+        (BEIJING, "cai", CaiTargets),
+        (KATA, "kata-virtcca", KataTargets),
+    ):
         loaded = load_recipe(path)
-        for i in registry.all_ids():
+        for i in _ids(flow):
             spec = registry.get(i)
             assert spec is not None
             for step in spec.plan(loaded):
+                assert step.where in roles.model_fields, (i, step.where)  # a role the recipe can name
+                if step.manual:  # a command for a person (dnf, a download): not ours to parse
+                    assert step.changes, i
+                    continue
                 assert step.argv[0] == "cai-tui" and step.changes
-                assert step.where in CaiTargets.model_fields, (i, step.where)  # a role the recipe can name
-                command = root.commands[step.argv[1]]  # type: ignore[attr-defined]
-                rest = list(step.argv[2:])
-                if hasattr(command, "commands"):  # a group: model …, kms …
-                    command, rest = command.commands[rest[0]], rest[1:]
-                command.make_context(step.argv[1], rest)
+                for argv in (step.argv, step.undo) if step.undo else (step.argv,):
+                    command = root.commands[argv[1]]  # type: ignore[attr-defined]
+                    rest = list(argv[2:])
+                    while hasattr(command, "commands"):  # a group: model …, kata vfio …
+                        command, rest = command.commands[rest[0]], rest[1:]
+                    command.make_context(argv[1], rest)
 
 
 @pytest.mark.usefixtures("_home")
@@ -172,7 +197,7 @@ def test_no_secret_value_in_any_argv(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(secrets, "resolve_secret", boom)
     for path in (LAB, BEIJING):
         loaded = load_recipe(path)
-        for i in registry.all_ids():
+        for i in _ids("cai"):
             spec = registry.get(i)
             assert spec is not None
             for step in spec.plan(loaded):
