@@ -280,6 +280,20 @@ def test_starting_and_missing_services(stack: Stack) -> None:
 
 def test_directory_named_project_is_found(stack: Stack) -> None:
     """Included from ~/docker-compose.yml run in /root, the project is `root` (root-oss-1, …)."""
+    others = set(
+        docker(
+            "ps",
+            "-a",
+            "--filter",
+            "label=com.docker.compose.project",
+            "--format",
+            '{{.Label "com.docker.compose.project"}}',
+        ).stdout.split()
+    )
+    if others:  # the check picks among the engine's projects: another run's containers would be picked instead
+        pytest.fail(
+            f"compose projects {sorted(others)} run on this Docker engine: another test run shares it; run alone"
+        )
     stack.wait(stack.add("root", "oss", "healthy"), "running healthy")
     r = expect(run_ids(LocalTarget(), ["cai.containers"]), "cai.containers", "fail", "cai-container-unhealthy")
     assert r.data["project"] == "root"
