@@ -39,8 +39,42 @@ def doctor_command(
     only: str | None = typer.Option(None, "--only", help="Comma-separated check id globs, e.g. 'oss.*,trustee.url'."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable: schema cai-tui/doctor/v1."),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds each check may take."),
+    hosts: Path | None = typer.Option(
+        None,
+        "--hosts",
+        help="An Ansible inventory (INI or YAML): Ansible gathers each host's facts, the checks judge each host "
+        "(needs the fleet extra: pip install 'cai-tui[fleet]').",
+    ),
+    limit: str | None = typer.Option(None, "--limit", "-l", help="With --hosts: Ansible's host pattern."),
+    forks: int = typer.Option(10, "--forks", help="With --hosts: how many hosts Ansible works on at once."),
+    junit: Path | None = typer.Option(None, "--junit", help="With --hosts: write JUnit XML (a testsuite per host)."),
+    captures: Path | None = typer.Option(
+        None, "--captures", help="With --hosts: keep each host's capture in DIR/<host> (doctor --sysroot reads it)."
+    ),
 ) -> None:
     """Diagnose a set-up: Trustee, OSS, KMS, the model, the instance."""
+    if hosts is not None:
+        from .fleet_doctor import run_fleet_doctor_cli
+
+        raise typer.Exit(
+            run_fleet_doctor_cli(
+                inventory=hosts,
+                recipe=recipe,
+                target=target,
+                sysroot=sysroot,
+                only=only,
+                as_json=as_json,
+                timeout=timeout,
+                limit=limit,
+                forks=forks,
+                junit=junit,
+                captures=captures,
+            )
+        )
+    stray = [name for name, v in (("--limit", limit), ("--junit", junit), ("--captures", captures)) if v is not None]
+    if stray:
+        _err(f"cai-tui doctor: {', '.join(stray)} go with --hosts INVENTORY")
+        raise typer.Exit(EXIT_USAGE)
     raise typer.Exit(
         run_doctor(recipe=recipe, target=target, sysroot=sysroot, only=only, as_json=as_json, timeout=timeout)
     )
