@@ -60,6 +60,33 @@ def private_dir(prefix: str = "cai-tui-fleet-") -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+KEEP_ENV = frozenset(
+    (
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR", "TEMP", "TMP",
+        "SSH_AUTH_SOCK", "SSH_AGENT_PID", "VIRTUAL_ENV", "NO_COLOR", "KRB5CCNAME", "KRB5_CONFIG",
+    )
+)  # fmt: skip
+KEEP_ENV_PREFIXES = ("LC_", "ANSIBLE_", "XDG_", "PYTHON")
+
+
+def runner_env(env: dict[str, str], *, drop: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The environment ansible-playbook gets: what ansible-runner set for its callback, and of this process's
+    environment the variables Ansible and ssh use (locale, home, the ssh agent, the user's ANSIBLE_* settings); without those named in ``drop`` (the recipe's ``env:`` secrets) and without any
+    value that holds a secret already resolved in this process."""
+    from ..recipe import REDACTOR
+
+    inherited = os.environ
+    out = {}
+    for k, v in env.items():
+        ours = inherited.get(k) == v  # what ansible-runner set itself (its callback's settings) is kept
+        if k in drop or (ours and not (k in KEEP_ENV or k.startswith(KEEP_ENV_PREFIXES))):
+            continue
+        if len(REDACTOR) and v and v in REDACTOR:
+            continue
+        out[k] = v
+    return out
+
+
 @dataclass
 class HostEvent:
     """What one task did on one host, from ansible-runner's ``runner_on_*`` events."""
@@ -103,12 +130,11 @@ def run_playbook(
     limit: str | None,
     on_event: Callable[[HostEvent], None],
     cmdline: str | None = None,
+    secret_env: frozenset[str] = frozenset(),
 ) -> PlaybookRun:
     """Run ``plays`` (a playbook as data) on ``inventory``; each host's task results go to ``on_event`` as they come.
 
     Runs in the calling thread (use :func:`run_in_thread` to overlap with other work)."""
-    import ansible_runner
-
     data = workdir / "runner"
     data.mkdir(mode=0o700, exist_ok=True)
     bindir = str(Path(sys.executable).parent)
@@ -140,7 +166,13 @@ def run_playbook(
         kwargs["limit"] = limit
     if cmdline:
         kwargs["cmdline"] = cmdline
-    runner = ansible_runner.run(**kwargs)
+    from ansible_runner.interface import init_runner
+
+    runner = init_runner(**kwargs)
+    # ansible-runner seeds ansible-playbook's environment with ours and writes it to artifacts/<ident>/command:
+    # hand it only what Ansible needs, never a variable a recipe's secret is read from
+    runner.config.env = runner_env(runner.config.env, drop=secret_env)
+    runner.run()
     tail = ""
     try:
         out = runner.stdout.read() if runner.stdout is not None else ""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .ansible import FleetInputError, HostEvent, PlaybookRun, private_dir, run_in_thread, run_playbook
 from .capture import CaptureStreamError, capture_script, split_capture, write_capture
-from .inventory import InventoryHost, load_inventory, recipe_for_host
+from .inventory import InventoryHost, env_secret_names, load_inventory, recipe_for_host
 
 if TYPE_CHECKING:
     from ..checks.base import CheckSpec
@@ -197,7 +197,13 @@ def run_fleet_doctor(
         thread, done = run_in_thread(
             lambda: _run_and_close(
                 lambda: run_playbook(
-                    _capture_play(script), plan.inventory, work, forks=forks, limit=limit, on_event=arrived.put
+                    _capture_play(script),
+                    plan.inventory,
+                    work,
+                    forks=forks,
+                    limit=limit,
+                    on_event=arrived.put,
+                    secret_env=frozenset().union(*(env_secret_names(r) for r in plan.recipes.values())),
                 ),
                 arrived,
             )

@@ -115,3 +115,30 @@ def recipe_for_host(recipe: Path, host: InventoryHost) -> LoadedRecipe:
         if problem is not None:
             raise FleetInputError(f"host {host.name}: {ANSWERS_VAR}.{path}: {problem.message}")
     return draft.loaded
+
+
+def env_secret_names(loaded: LoadedRecipe | None) -> frozenset[str]:
+    """The environment variables the recipe's secrets are read from (``env:NAME`` references)."""
+    from pydantic import BaseModel
+
+    from ..recipe.secrets import SecretRef
+
+    names: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretRef):
+            if value.scheme == "env":
+                names.add(value.target)
+        elif isinstance(value, BaseModel):
+            for key in type(value).model_fields:
+                walk(getattr(value, key))
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+
+    if loaded is not None:
+        walk(loaded.recipe)
+    return frozenset(names)
