@@ -49,8 +49,40 @@ def replay_command(
         help="Reverse what the doers changed on the hosts: each undo command, last stage first "
         "(with --only/--from: those stages; with --plan: show them).",
     ),
+    hosts: Path | None = typer.Option(
+        None,
+        "--hosts",
+        help="An Ansible inventory: each stage runs as an Ansible play on its hosts (the fleet extra: "
+        "pip install 'cai-tui[fleet]').",
+    ),
+    limit: str | None = typer.Option(None, "--limit", "-l", help="With --hosts: Ansible's host pattern."),
+    forks: int = typer.Option(10, "--forks", help="With --hosts: how many hosts Ansible works on at once."),
 ) -> None:
     """Replay a recipe headlessly: plan, apply, resume, undo; JSON lines, JSON summary and JUnit."""
+    if hosts is not None:
+        from .fleet_replay import run_fleet_replay_cli
+
+        if undo or script_out is not None or files_dir is not None:
+            _err("cai-tui replay: --hosts does not take --undo, --export-script or --files-dir")
+            raise typer.Exit(EXIT_INPUT)
+        raise typer.Exit(
+            run_fleet_replay_cli(
+                recipe=recipe,
+                inventory=hosts,
+                limit=limit,
+                forks=forks,
+                plan=plan,
+                yes=yes,
+                start=start,
+                only=only,
+                json_out=json_out,
+                junit_out=junit_out,
+                timeout=timeout,
+            )
+        )
+    if limit is not None:
+        _err("cai-tui replay: --limit goes with --hosts INVENTORY")
+        raise typer.Exit(EXIT_INPUT)
     raise typer.Exit(
         run_replay(
             recipe=recipe,

@@ -4,8 +4,12 @@ could not be taken: one erroring testcase that says why)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .doctor import FleetReport
+
+if TYPE_CHECKING:
+    from .replay import FleetReplay
 
 
 def write_fleet_junit(report: FleetReport, path: Path) -> None:
@@ -40,6 +44,51 @@ def write_fleet_junit(report: FleetReport, path: Path) -> None:
             elif r.status in ("skip", "unknown") or (r.status == "fail" and not o.spec.required):
                 case.result = [Skipped(f"{r.status}: {summary}"[:500])]
             case.system_out = f"{r.status}: {summary}\ntarget: {o.target_name}" + ("\n" + fix if fix else "")
+            suite.add_testcase(case)
+        suite.update_statistics()
+        xml.add_testsuite(suite)
+    xml.update_statistics()
+    tmp = path.with_name(path.name + ".tmp-junit")
+    xml.write(str(tmp), pretty=True)
+    try:
+        atomic_write(path, tmp.read_bytes(), mode=0o644)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_replay_junit(fleet: FleetReplay, path: Path) -> None:
+    """``replay --hosts``: one testsuite per host, one testcase per item (an unreachable host: its error too)."""
+    from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+
+    from ..recipe import REDACTOR
+    from ..recipe.yaml_io import atomic_write
+
+    xml = JUnitXml("cai-tui replay --hosts")
+    for host in fleet.hosts:
+        suite = TestSuite(host.name)
+        suite.add_property("address", host.host.address)
+        suite.add_property("status", host.status)
+        if host.status == "unreachable":
+            case = TestCase("reach", classname=f"cai-tui.{host.name}")
+            err = Error(REDACTOR.redact(host.error)[:500], type_="unreachable")
+            err.text = REDACTOR.redact(host.error)
+            case.result = [err]
+            suite.add_testcase(case)
+        for r in host.report.results:
+            it = r.item
+            case = TestCase(
+                f"{it.covers} {it.kind}:{it.name}",
+                classname=f"cai-tui.{host.name}.{it.stage}",
+                time=r.duration_ms / 1000,
+            )
+            detail = REDACTOR.redact(r.detail)
+            if r.status == "failed":
+                failure = Failure(detail[:500], type_=r.faq_id or "failed")
+                failure.text = REDACTOR.redact("\n".join([detail, *r.evidence]))
+                case.result = [failure]
+            elif r.status in ("skipped", "planned", "waived"):
+                case.result = [Skipped(f"{r.status}: {detail}"[:500])]
+            case.system_out = f"{r.status}: {detail}\ntarget: {it.target}"
             suite.add_testcase(case)
         suite.update_statistics()
         xml.add_testsuite(suite)

@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ SFTP_SERVER_CANDIDATES = (
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 15.0
 PORT_ATTEMPTS = 3  # a free port can be taken between our probe and sshd's bind: try another one
+
+LAB_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
 class FleetError(RuntimeError):
@@ -184,6 +187,8 @@ class Fleet:
             "ansible_user": self.user,
             "ansible_ssh_private_key_file": str(self.client_key),
             "ansible_ssh_common_args": common,
+            # the hosts are this machine: its own Python for modules (discovery may find a broken pyenv shim first)
+            "ansible_python_interpreter": LAB_PYTHON,
         }
 
     def write_inventory(
