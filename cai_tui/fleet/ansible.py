@@ -149,7 +149,10 @@ def run_playbook(
         kind = KINDS.get(str(event.get("event")))
         data_ = event.get("event_data") or {}
         if kind is not None and data_.get("host"):
-            on_event(HostEvent(str(data_["host"]), kind, str(data_.get("task") or ""), dict(data_.get("res") or {})))
+            res = dict(data_.get("res") or {})
+            if kind == "failed" and res.get("unreachable"):
+                kind = "unreachable"  # a task in a block reports a lost connection as a failure that says so
+            on_event(HostEvent(str(data_["host"]), kind, str(data_.get("task") or ""), res))
         return True
 
     kwargs: dict[str, Any] = {

@@ -48,9 +48,9 @@ class HostRun:
         out: dict[str, Any] = {
             "name": self.name,
             "address": self.host.address,
-            "status": self.status,
-            "exit_code": 0 if self.status == "ok" else 1,
             **doc,
+            "status": self.status,  # ok | failed | unreachable (the report's own status says failed for both)
+            "exit_code": 0 if self.status == "ok" else 1,
         }
         if self.error:
             out["error"] = self.error
