@@ -42,7 +42,7 @@ COMMAND_VAR = "cai_tui_command"  # host var: how cai-tui is started on that host
 class TaskRef:
     """What a task of the play stands for."""
 
-    kind: str  # file | guard | action | capture | setup
+    kind: str  # file | file_result | folder | guard | action | capture | host_checks | setup
     key: str = ""  # the item's key in the vars file (i0, i1, …)
     item_id: str = ""
 
@@ -223,7 +223,7 @@ def compile_stage(
             )
             play.tasks[name] = TaskRef("file", key, it.id)
             play.tasks[f"{name} (result)"] = TaskRef("file_result", key, it.id)
-            play.tasks[f"{name} (folder)"] = TaskRef("setup", key, it.id)
+            play.tasks[f"{name} (folder)"] = TaskRef("folder", key, it.id)
             continue
         guard_name = f"{key} guard {it.id}"
         when = f"{ref}.run"

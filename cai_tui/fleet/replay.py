@@ -222,7 +222,7 @@ async def _finish_host(
         by_item.setdefault(ref.item_id, {})[ref.kind] = e
         if e.kind == "unreachable":
             run.status, run.error = "unreachable", e.message or "Ansible could not reach it"
-        elif e.kind == "failed" and ref.kind in ("setup", "capture") and run.status == "ok":
+        elif e.kind == "failed" and ref.kind in ("setup", "capture", "folder") and run.status == "ok":
             run.status, run.error = "failed", f"{task}: {e.message}"
     results: list[ItemResult] = []
     if run.status != "ok":
@@ -315,6 +315,9 @@ def _task_result(it: Item, evs: dict[str, HostEvent], plan_only: bool) -> ItemRe
     """What Ansible's events say of a compiled item (a guard task, then the item's own task)."""
     guard = evs.get("guard")
     main = evs.get("file") or evs.get("action")
+    folder = evs.get("folder")
+    if main is None and folder is not None and folder.kind == "failed":
+        return ItemResult(it, "failed", f"cannot make the folder of {it.text}: {folder.message}")
     if main is None:
         if guard is not None and guard.kind == "ok" and guard.res.get("rc") == 0:
             return ItemResult(it, "skipped", "already done: its checks pass on the host")

@@ -62,6 +62,8 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
         yield Bed(fleet, inventory, recipe, confs, root)
     finally:
         fleet.stop()
+        for n in NAMES:  # the hosts are this machine: the recipe copies the replays left in its home
+            Path(os.path.expanduser(f"~/.config/cai-tui/fleet/kata-{n}.yaml")).unlink(missing_ok=True)
 
 
 def replay(bed: Bed, *extra: str, name: str) -> tuple[subprocess.CompletedProcess[str], dict]:
