@@ -37,6 +37,7 @@ def run_fleet_replay_cli(
     json_out: Path | None,
     junit_out: Path | None,
     timeout: float,
+    export_playbook: Path | None = None,
 ) -> int:
     from ..fleet.ansible import FleetInputError, FleetUnavailable, require_ansible
 
@@ -60,10 +61,23 @@ def run_fleet_replay_cli(
 
     stages = [s.strip() for s in (only or "").split(",") if s.strip()] or None
     try:
-        runs, role, recipe_path = prepare_replay(inventory, recipe, limit, start, stages)
+        runs, role, recipe_path = prepare_replay(
+            inventory, recipe, limit, start, stages, resolve=export_playbook is None
+        )
     except FleetInputError as e:
         _err(str(e))
         return EXIT_INPUT
+    if export_playbook is not None:
+        from ..fleet.export import ExportError
+        from ..fleet.export import export_playbook as write_export
+
+        try:
+            written = write_export(export_playbook.expanduser(), inventory, recipe_path, runs, role)
+        except (ExportError, OSError) as e:
+            _err(str(e))
+            return EXIT_INPUT
+        sys.stderr.write(f"wrote {len(written)} file(s) to {export_playbook} (see its README.md)\n")
+        return 0
     changing = sum(1 for p in runs[0].plans for it in p.items if it.applies and it.changing)
     if not plan and changing and not yes:
         tty = sys.stdout.isatty() and sys.stdin.isatty()

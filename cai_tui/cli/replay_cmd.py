@@ -57,6 +57,11 @@ def replay_command(
     ),
     limit: str | None = typer.Option(None, "--limit", "-l", help="With --hosts: Ansible's host pattern."),
     forks: int = typer.Option(10, "--forks", help="With --hosts: how many hosts Ansible works on at once."),
+    export_playbook: Path | None = typer.Option(
+        None,
+        "--export-playbook",
+        help="With --hosts: write the plays, host vars, recipes (references only) and a README to DIR, and exit.",
+    ),
 ) -> None:
     """Replay a recipe headlessly: plan, apply, resume, undo; JSON lines, JSON summary and JUnit."""
     if hosts is not None:
@@ -78,10 +83,11 @@ def replay_command(
                 json_out=json_out,
                 junit_out=junit_out,
                 timeout=timeout,
+                export_playbook=export_playbook,
             )
         )
-    if limit is not None:
-        _err("cai-tui replay: --limit goes with --hosts INVENTORY")
+    if limit is not None or export_playbook is not None:
+        _err("cai-tui replay: --limit and --export-playbook go with --hosts INVENTORY")
         raise typer.Exit(EXIT_INPUT)
     raise typer.Exit(
         run_replay(

@@ -63,10 +63,10 @@ def build_targets(
     if target is not None:
         targets[role] = local if target.strip() == "local" else target_from_uri(target)
     if sysroot is not None:
-        from ..targets.capture import target_for_sysroot
+        from ..targets.capture import is_capture_stream, target_for_sysroot
 
-        if not sysroot.is_dir():
-            raise ValueError(f"--sysroot {sysroot}: not a directory")
+        if not sysroot.is_dir() and not (sysroot.is_file() and is_capture_stream(sysroot)):
+            raise ValueError(f"--sysroot {sysroot}: not a directory (nor a capture stream file)")
         inner = targets.get(role) if target is not None else None
         targets[role] = target_for_sysroot(sysroot, inner=inner)
     return targets

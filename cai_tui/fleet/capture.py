@@ -5,15 +5,14 @@ stdout between boundary lines; :func:`split_capture` turns that stream back into
 
 from __future__ import annotations
 
-import re
 import secrets
 import shlex
 from pathlib import Path
 
 from ..bundle.facts import FACTS
+from ..targets.capture import CaptureStreamError, split_capture
 
-MAX_STREAM = 32 * 1024 * 1024
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+__all__ = ["CaptureStreamError", "capture_script", "split_capture", "write_capture"]
 
 
 def capture_script(boundary: str | None = None) -> tuple[str, str]:
@@ -40,38 +39,6 @@ def capture_script(boundary: str | None = None) -> tuple[str, str]:
         "",
     ]
     return "\n".join(lines), b
-
-
-class CaptureStreamError(ValueError):
-    """The host's output is not a capture stream (the script did not run as written)."""
-
-
-def split_capture(stream: str, boundary: str) -> dict[str, str]:
-    """name → capture file text (``# $ command`` … ``# rc=N``) from the script's stdout (CRLF of a pty undone)."""
-    if len(stream) > MAX_STREAM:
-        raise CaptureStreamError(f"the capture is larger than {MAX_STREAM // (1024 * 1024)} MiB")
-    text = stream.replace("\r\n", "\n")
-    out: dict[str, str] = {}
-    name: str | None = None
-    body: list[str] = []
-    for line in text.split("\n"):
-        if line.startswith(boundary + " "):
-            if name is not None:
-                out[name] = "\n".join(body).rstrip("\n") + "\n"
-            name = line[len(boundary) + 1 :].strip()
-            if not _NAME.match(name):
-                raise CaptureStreamError(f"a fact named {name!r} is not a file name")
-            body = []
-        elif name is not None:
-            body.append(line)
-    if name is not None:
-        out[name] = "\n".join(body).rstrip("\n") + "\n"
-    if not out:
-        head = text.strip().splitlines()[:2]
-        raise CaptureStreamError(
-            "no facts in the host's output" + (f" (it printed: {' | '.join(head)})" if head else "")
-        )
-    return out
 
 
 def write_capture(files: dict[str, str], directory: Path) -> Path:

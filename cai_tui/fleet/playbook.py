@@ -53,6 +53,7 @@ class StagePlay:
     tasks: dict[str, TaskRef] = field(default_factory=dict)  # task name → what it stands for
     compiled: set[str] = field(default_factory=set)  # item ids that run as tasks
     capture_boundary: str | None = None
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)  # host → what its tasks read (no secret)
     host_checks: list[str] = field(default_factory=list)  # check ids the hosts' own doctor runs
 
 
@@ -93,15 +94,18 @@ def compile_stage(
     work: Path,
     *,
     capture: bool,
+    export: bool = False,
 ) -> StagePlay:
-    """The play of ``stage`` for ``hosts`` (name → (recipe, the stage's items, host vars)); writes each host's vars
-    file, rendered files and recipe copy under ``work`` (0600). ``capture``: end with the stage's checks — run by
-    the host's own cai-tui (``doctor --json``) when the stage runs doers there (so cai-tui is there, and checks
-    that read the host's files can judge), else as a capture judged here."""
+    """The play of ``stage`` for ``hosts`` (name → (recipe, the stage's items, host vars)). ``capture``: end with
+    the stage's checks — run by the host's own cai-tui (``doctor --json``) when the stage runs doers there (so
+    cai-tui is there, and checks that read the host's files can judge), else as a capture judged on the controller.
+
+    For a run (``export=False``) each host's vars file, rendered files and recipe copy are written under ``work``
+    (0600). For ``--export-playbook`` (``export=True``) nothing secret is written: the play renders each file on
+    the controller at run time (``cai-tui render``, ``no_log``), reads the host's vars from ``cai_tui_stages``
+    (host_vars/) and judges captures with ``cai-tui doctor --sysroot``; the caller writes ``values`` and recipes."""
     from ..recipe import REDACTOR
-    from ..recipe.yaml_io import dumps_recipe
     from ..render import registry
-    from .capture import capture_script
 
     order: list[Item] = []
     seen: set[str] = set()
@@ -115,65 +119,72 @@ def compile_stage(
     recipe_name = Path(recipe_path).stem
     needs_recipe = any(compiles(it, role) == "action" for it in order)
     on_host: list[str] = []
-    if capture and needs_recipe:
-        for _loaded, items, _vars in hosts.values():
-            for it in items:
-                if (
-                    it.kind == "check"
-                    and it.target not in ("workstation", "local", "console")
-                    and it.name not in on_host
-                ):
-                    on_host.append(it.name)
+    judged: list[str] = []  # export: the checks the controller's doctor judges from the capture
+    for _loaded, items, _vars in hosts.values():
+        for it in items:
+            remote_check = it.kind == "check" and it.target not in ("workstation", "local", "console")
+            if capture and needs_recipe and remote_check and it.name not in on_host:
+                on_host.append(it.name)
+            elif it.kind == "check" and it.name not in judged and not (needs_recipe and remote_check):
+                judged.append(it.name)
+    play = StagePlay({})
     for host, (loaded, items, hvars) in hosts.items():
         mine = {it.id: it for it in items}
         values: dict[str, Any] = {"recipe_dir": REMOTE_RECIPE_DIR, "items": {}}
+        command = str(hvars.get(COMMAND_VAR) or "cai-tui")
+        remote = remote_recipe(recipe_name, host)
         for it in order:
             key = keys[it.id]
             own = mine.get(it.id)
             kind = compiles(own, role) if own is not None else None
             entry: dict[str, Any] = {"run": kind is not None}
             if own is not None and kind == "file":
-                out = registry.get(own.name).render(loaded.recipe, resolve=True, prompt=None)
-                src = work / "files" / host / key
-                _write_private(src, out.text)
-                entry.update(dest=own.text, mode=f"{out.mode:04o}", parent=os.path.dirname(own.text) or ".")
-                if len(REDACTOR) and out.text in REDACTOR:
+                out = registry.get(own.name).render(loaded.recipe, resolve=not export, prompt=None)
+                if export or out.secrets_resolved or (len(REDACTOR) and out.text in REDACTOR):
                     secret_files.add(key)
+                if not export:
+                    _write_private(work / "files" / host / key, out.text)
+                entry.update(dest=own.text, mode=f"{out.mode:04o}", parent=os.path.dirname(own.text) or ".")
+                entry["kind"] = own.name
             elif own is not None and kind == "action":
-                command = str(hvars.get(COMMAND_VAR) or "cai-tui")
-                remote = remote_recipe(recipe_name, host)
                 entry["argv"] = host_argv(own, recipe_path, remote, command)
                 if own.guard and own.changing:
                     entry["guard_argv"] = [*shlex.split(command), "doctor", "--recipe", remote]
                     entry["guard_argv"] += ["--only", ",".join(own.guard)]
             values["items"][key] = entry
         if on_host:
-            command = str(hvars.get(COMMAND_VAR) or "cai-tui")
-            values["doctor_argv"] = [*shlex.split(command), "doctor", "--recipe", remote_recipe(recipe_name, host)]
-            values["doctor_argv"] += ["--only", ",".join(on_host), "--json"]
-        _write_private(work / "vars" / f"{host}.json", json.dumps(values, indent=1))
-        if needs_recipe:
-            _write_private(work / "recipes" / f"{host}.yaml", dumps_recipe(loaded))
+            values["doctor_argv"] = [*shlex.split(command), "doctor", "--recipe", remote, "--only", ",".join(on_host)]
+            if not export:
+                values["doctor_argv"].append("--json")
+        play.values[host] = values
+        if not export:
+            _write_private(work / "vars" / f"{host}.json", json.dumps(values, indent=1))
+            if needs_recipe:
+                from ..recipe.yaml_io import dumps_recipe
 
-    play = StagePlay({}, capture_boundary=None)
+                _write_private(work / "recipes" / f"{host}.yaml", dumps_recipe(loaded))
+
+    root = "{{ playbook_dir }}" if export else str(work)
     host_dir = "{{ inventory_hostname }}"
-    tasks: list[dict[str, Any]] = [
-        {
-            "name": VARS,
-            "include_vars": {"file": f"{work}/vars/{host_dir}.json", "name": "cai_tui"},
-            "tags": ["always"],
-        }
-    ]
-    play.tasks[VARS] = TaskRef("setup")
+    tasks: list[dict[str, Any]] = []
+    if not export:
+        tasks.append(
+            {
+                "name": VARS,
+                "include_vars": {"file": f"{work}/vars/{host_dir}.json", "name": "cai_tui"},
+                "tags": ["always"],
+            }
+        )
+        play.tasks[VARS] = TaskRef("setup")
     if needs_recipe:
-        tasks += [
+        tasks.append(
             {
                 "name": RECIPE_TASK,
                 "block": [
                     {"file": {"path": "~/{{ cai_tui.recipe_dir }}", "state": "directory", "mode": "0700"}},
                     {
                         "copy": {
-                            "src": f"{work}/recipes/{host_dir}.yaml",
+                            "src": f"{root}/recipes/{host_dir}.yaml",
                             "dest": f"~/{remote_recipe(recipe_name, host_dir)}",
                             "mode": "0600",
                         }
@@ -181,49 +192,76 @@ def compile_stage(
                 ],
                 "tags": ["always"],
             }
-        ]
+        )
     for it in order:
         key = keys[it.id]
         ref = f"cai_tui['items']['{key}']"
         tags = [stage, it.name.split("#", 1)[0], it.covers]
         name = f"{key} {it.id}"
         if compiles(it, role) == "file":
-            tasks.append(
+            rendered = f"{root}/.rendered/{host_dir}/{key}" if export else f"{work}/files/{host_dir}/{key}"
+            steps: list[dict[str, Any]] = []
+            if export:  # rendered at run time on the controller, secrets resolved there, removed at the end
+                steps.append(
+                    {
+                        "name": f"{name} (render)",
+                        "delegate_to": "localhost",
+                        "check_mode": False,
+                        "changed_when": False,
+                        "no_log": key in secret_files,
+                        "command": {
+                            "argv": [
+                                "cai-tui",
+                                "render",
+                                f"{{{{ {ref}.kind }}}}",
+                                rendered,
+                                "--recipe",
+                                f"{root}/recipes/{host_dir}.yaml",
+                                "--write",
+                                "--yes",
+                            ]
+                        },
+                    }
+                )
+            steps += [
+                {"name": f"{name} (folder)", "file": {"path": f"{{{{ {ref}.parent }}}}", "state": "directory"}},
                 {
                     "name": name,
-                    "when": f"{ref}.run",
-                    "tags": tags,
-                    "block": [
-                        {
-                            "name": f"{name} (folder)",
-                            "file": {"path": f"{{{{ {ref}.parent }}}}", "state": "directory"},
-                        },
-                        {
-                            "name": name,
-                            "copy": {
-                                "src": f"{work}/files/{host_dir}/{key}",
-                                "dest": f"{{{{ {ref}.dest }}}}",
-                                "mode": f"{{{{ {ref}.mode }}}}",
-                                "backup": True,
-                            },
-                            "no_log": key in secret_files,
-                            "register": f"cai_tui_copy_{key}",
-                        },
-                        {  # no_log hides the copy's whole result: say what is not secret (changed, the backup)
-                            "name": f"{name} (result)",
-                            "debug": {
-                                "msg": {
-                                    "changed": f"{{{{ cai_tui_copy_{key}.changed | default(false) }}}}",
-                                    "backup_file": f"{{{{ cai_tui_copy_{key}.backup_file | default('') }}}}",
-                                }
-                            },
-                        },
-                    ],
-                }
-            )
+                    "copy": {
+                        "src": rendered,
+                        "dest": f"{{{{ {ref}.dest }}}}",
+                        "mode": f"{{{{ {ref}.mode }}}}",
+                        "backup": True,
+                    },
+                    "no_log": key in secret_files,
+                    "register": f"cai_tui_copy_{key}",
+                },
+                {  # no_log hides the copy's whole result: say what is not secret (changed, the backup)
+                    "name": f"{name} (result)",
+                    "debug": {
+                        "msg": {
+                            "changed": f"{{{{ cai_tui_copy_{key}.changed | default(false) }}}}",
+                            "backup_file": f"{{{{ cai_tui_copy_{key}.backup_file | default('') }}}}",
+                        }
+                    },
+                },
+            ]
+            block: dict[str, Any] = {"name": name, "when": f"{ref}.run", "tags": tags, "block": steps}
+            if export:  # the rendered file (secrets resolved) never outlives its copy, even when the copy fails
+                block["always"] = [
+                    {
+                        "name": f"{name} (forget)",
+                        "delegate_to": "localhost",
+                        "check_mode": False,
+                        "changed_when": False,
+                        "file": {"path": rendered, "state": "absent"},
+                    }
+                ]
+            tasks.append(block)
             play.tasks[name] = TaskRef("file", key, it.id)
-            play.tasks[f"{name} (result)"] = TaskRef("file_result", key, it.id)
             play.tasks[f"{name} (folder)"] = TaskRef("folder", key, it.id)
+            play.tasks[f"{name} (render)"] = TaskRef("setup", key, it.id)
+            play.tasks[f"{name} (result)"] = TaskRef("file_result", key, it.id)
             continue
         guard_name = f"{key} guard {it.id}"
         when = f"{ref}.run"
@@ -260,7 +298,9 @@ def compile_stage(
                 "name": HOST_CHECKS,
                 "command": {"argv": "{{ cai_tui.doctor_argv }}", "chdir": "~"},
                 "changed_when": False,
-                "failed_when": False,  # 1: a check failed — judged here from the JSON, as the engine judges
+                # a run judges the JSON here, as the engine judges; an export fails the host as doctor's exit says
+                "failed_when": "cai_tui_checks.rc != 0" if export else False,
+                "register": "cai_tui_checks",
                 "check_mode": False,
                 "tags": [stage, "checks"],
             }
@@ -268,31 +308,78 @@ def compile_stage(
         play.tasks[HOST_CHECKS] = TaskRef("host_checks")
         play.host_checks = on_host
     elif capture:
-        text, boundary = capture_script()
-        script = work / "capture.sh"
-        if not script.exists():
-            _write_private(script, text)
-        else:
-            boundary = _boundary_of(script)
-        tasks.append(
-            {
-                "name": CAPTURE,
-                "script": {"cmd": str(script), "executable": "/bin/sh"},
-                "changed_when": False,
-                "check_mode": False,
-                "tags": [stage, "capture", "checks"],
-            }
-        )
-        play.tasks[CAPTURE] = TaskRef("capture")
-        play.capture_boundary = boundary
+        _add_capture(play, tasks, stage, work, root, export, judged)
     play.compiled = {it.id for it in order}
-    play.play = {
-        "name": f"cai-tui stage {stage}",
-        "hosts": "all",
-        "gather_facts": False,
-        "tasks": tasks,
-    }
+    play.play = {"name": f"cai-tui stage {stage}", "hosts": "all", "gather_facts": False, "tasks": tasks}
+    if export:
+        play.play["vars"] = {"cai_tui": f"{{{{ cai_tui_stages['{stage}'] }}}}"}
     return play
+
+
+def _add_capture(
+    play: StagePlay, tasks: list[dict[str, Any]], stage: str, work: Path, root: str, export: bool, judged: list[str]
+) -> None:
+    from .capture import capture_script
+
+    script = work / "capture.sh"
+    if script.exists():
+        boundary = _boundary_of(script)
+    else:
+        text, boundary = capture_script()
+        _write_private(script, text)
+        if export:
+            script.chmod(0o755)
+    tasks.append(
+        {
+            "name": CAPTURE,
+            "script": {"cmd": f"{root}/capture.sh", "executable": "/bin/sh"},
+            "changed_when": False,
+            "check_mode": False,
+            "register": "cai_tui_capture",
+            "tags": [stage, "capture", "checks"],
+        }
+    )
+    play.tasks[CAPTURE] = TaskRef("capture")
+    play.capture_boundary = boundary
+    if export and judged:
+        stream = f"{root}/.captures/{stage}-{{{{ inventory_hostname }}}}.txt"
+        tasks += [
+            {
+                "name": f"{CAPTURE} (folder)",
+                "delegate_to": "localhost",
+                "check_mode": False,
+                "changed_when": False,
+                "file": {"path": f"{root}/.captures", "state": "directory", "mode": "0700"},
+                "tags": [stage, "capture", "checks"],
+            },
+            {
+                "name": f"{CAPTURE} (keep)",
+                "delegate_to": "localhost",
+                "check_mode": False,
+                "changed_when": False,
+                "copy": {"content": "{{ cai_tui_capture.stdout }}", "dest": stream, "mode": "0600"},
+                "tags": [stage, "capture", "checks"],
+            },
+            {
+                "name": f"cai-tui judge {stage}",
+                "delegate_to": "localhost",
+                "check_mode": False,
+                "changed_when": False,
+                "command": {
+                    "argv": [
+                        "cai-tui",
+                        "doctor",
+                        "--recipe",
+                        f"{root}/recipes/{{{{ inventory_hostname }}}}.yaml",
+                        "--sysroot",
+                        stream,
+                        "--only",
+                        ",".join(judged),
+                    ]
+                },
+                "tags": [stage, "checks"],
+            },
+        ]
 
 
 def _boundary_of(script: Path) -> str:

@@ -93,10 +93,17 @@ class FleetReplay:
 
 
 def prepare_replay(
-    inventory: Path, recipe: Path, limit: str | None, start: str | None, only: list[str] | None
+    inventory: Path,
+    recipe: Path,
+    limit: str | None,
+    start: str | None,
+    only: list[str] | None,
+    *,
+    resolve: bool = True,
 ) -> tuple[list[HostRun], str, str]:
     """(hosts with their recipe and plans, the hosts' role, the recipe's absolute path); FleetInputError for bad
-    input, a secret that cannot be resolved included (nothing has run)."""
+    input, a secret that cannot be resolved included (nothing has run). ``resolve=False``: leave the secrets (an
+    export renders them at its own run time)."""
     import os
 
     from ..engine.replay import (
@@ -118,7 +125,7 @@ def prepare_replay(
         except ReplayInputError as e:
             raise FleetInputError(str(e)) from None
         fields = stage_secret_fields(plans) if (start or only) else None
-        problems = resolve_secrets(loaded, created_key_files(plans, loaded), None, fields=fields)
+        problems = resolve_secrets(loaded, created_key_files(plans, loaded), None, fields=fields) if resolve else []
         if problems:
             raise FleetInputError(f"host {h.name}: " + "; ".join(problems) + " (nothing was changed)")
         runs.append(HostRun(h, loaded, plans, ReplayReport(recipe=loaded.source)))

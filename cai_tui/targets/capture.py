@@ -208,9 +208,82 @@ class CaptureTarget:
         return f"CaptureTarget({self.root!r})"
 
 
+# --- a capture as one stream (what ``doctor --hosts`` gathers: every fact between boundary lines) -----------------
+
+MAX_STREAM = 32 * 1024 * 1024
+STREAM_BOUNDARY = re.compile(r"^@@cai-tui-capture-[0-9a-f]{8,64}@@$")
+_FACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+
+
+class CaptureStreamError(ValueError):
+    """The host's output is not a capture stream (the script did not run as written)."""
+
+
+def split_capture(stream: str, boundary: str) -> dict[str, str]:
+    """name → capture file text (``# $ command`` … ``# rc=N``) from the script's stdout (CRLF of a pty undone)."""
+    if len(stream) > MAX_STREAM:
+        raise CaptureStreamError(f"the capture is larger than {MAX_STREAM // (1024 * 1024)} MiB")
+    text = stream.replace("\r\n", "\n")
+    out: dict[str, str] = {}
+    name: str | None = None
+    body: list[str] = []
+    for line in text.split("\n"):
+        if line.startswith(boundary + " "):
+            if name is not None:
+                out[name] = "\n".join(body).rstrip("\n") + "\n"
+            name = line[len(boundary) + 1 :].strip()
+            if not _FACT_NAME.match(name):
+                raise CaptureStreamError(f"a fact named {name!r} is not a file name")
+            body = []
+        elif name is not None:
+            body.append(line)
+    if name is not None:
+        out[name] = "\n".join(body).rstrip("\n") + "\n"
+    if not out:
+        head = text.strip().splitlines()[:2]
+        raise CaptureStreamError(
+            "no facts in the host's output" + (f" (it printed: {' | '.join(head)})" if head else "")
+        )
+    return out
+
+
+def is_capture_stream(path: str | os.PathLike[str]) -> bool:
+    """True for a file that starts with a capture stream's boundary line (``@@cai-tui-capture-…@@ NAME``)."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(256).decode("utf-8", "replace").strip()
+    except OSError:
+        return False
+    return bool(STREAM_BOUNDARY.match(first.split(" ", 1)[0]))
+
+
+def capture_from_stream(path: str | os.PathLike[str]) -> CaptureTarget:
+    """A CaptureTarget over a capture stream file (the facts are read into memory; nothing is left on disk)."""
+    import shutil
+    import tempfile
+
+    text = _read_text(os.fspath(path))
+    boundary = text.split(" ", 1)[0].strip()
+    files = split_capture(text, boundary)
+    tmp = tempfile.mkdtemp(prefix="cai-tui-capture-")
+    try:
+        for name, body in files.items():
+            with open(os.path.join(tmp, f"{name}.txt"), "w", encoding="utf-8") as f:
+                f.write(body)
+        target = CaptureTarget(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    target.root = os.path.realpath(os.fspath(path))
+    target.name = f"capture:{target.root}"
+    return target
+
+
 def target_for_sysroot(path: str | os.PathLike[str], *, inner: Target | None = None) -> Target:
-    """What ``--sysroot DIR`` inspects: a :class:`CaptureTarget` when DIR holds capture files, else a
+    """What ``--sysroot DIR`` inspects: a :class:`CaptureTarget` when DIR holds capture files (or is a capture
+    stream file, as ``doctor --hosts`` and an exported fleet playbook gather), else a
     :class:`SysrootTarget` (a mounted rootfs; its commands go to ``inner`` when given)."""
+    if os.path.isfile(path) and is_capture_stream(path):
+        return capture_from_stream(path)
     if is_capture_dir(path):
         return CaptureTarget(path)
     return SysrootTarget(path, inner=inner)
@@ -218,10 +291,14 @@ def target_for_sysroot(path: str | os.PathLike[str], *, inner: Target | None = N
 
 __all__ = [
     "NOT_CAPTURED",
+    "CaptureStreamError",
     "CaptureTarget",
     "CapturedCommand",
+    "capture_from_stream",
     "is_capture_dir",
+    "is_capture_stream",
     "is_not_captured",
     "parse_capture_file",
+    "split_capture",
     "target_for_sysroot",
 ]

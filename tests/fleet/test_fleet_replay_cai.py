@@ -163,3 +163,56 @@ def test_no_secret_reaches_the_runner_dir_or_the_outputs(
         assert "files" in p.relative_to(kept).parts and stat.S_IMODE(p.stat().st_mode) == 0o600, p
     plays = [p for p in runner_files if p.name == "main.json"]
     assert plays and all('"no_log": true' in p.read_text() for p in plays)
+
+
+def recap(stdout: str) -> dict[str, dict[str, int]]:
+    """ansible-playbook's PLAY RECAP: host → {ok, changed, unreachable, failed, …}."""
+    out: dict[str, dict[str, int]] = {}
+    for line in stdout.split("PLAY RECAP", 1)[1].splitlines()[1:]:
+        if ":" not in line:
+            continue
+        host, _, rest = line.partition(":")
+        out[host.strip()] = {k: int(v) for k, v in (kv.split("=") for kv in rest.split())}
+    return out
+
+
+def test_exported_playbook_runs_with_plain_ansible(lab_process: dict[str, Any], fleet: Fleet, tmp_path: Path) -> None:
+    recipe, env = planted_recipe(lab_process, tmp_path / "recipe.yaml")
+    targets = {n: tmp_path / "hosts" / n / "cai.env" for n in ("host01", "host02")}
+    host_vars = {n: {"cai_tui_answers": {"service.env_file": str(p)}} for n, p in targets.items()}
+    inventory = fleet.write_inventory(tmp_path / "hosts.ini", host_vars=host_vars)
+    export = tmp_path / "export"
+    res = cai_tui(
+        "replay", str(recipe), "--hosts", str(inventory), "-l", "host01,host02", "--only", "cai-env",
+        "--export-playbook", str(export), env={},  # no secret in the environment: an export needs none
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    names = sorted(str(p.relative_to(export)) for p in export.rglob("*") if p.is_file())
+    assert names == [
+        "README.md", "capture.sh", "host_vars/host01.yml", "host_vars/host02.yml", "inventory.example.ini",
+        "recipes/host01.yaml", "recipes/host02.yaml", "site.yml",
+    ]  # fmt: skip
+    assert "env:CAI_FLEET_SK" in (export / "recipes/host01.yaml").read_text()
+    assert str(targets["host01"]) in (export / "host_vars/host01.yml").read_text()
+
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    run_env = {**os.environ, **env, "PATH": path, "ANSIBLE_NOCOLOR": "1"}
+
+    def playbook(*extra: str) -> dict[str, dict[str, int]]:
+        argv = ["ansible-playbook", "-i", str(inventory), "-l", "host01,host02", str(export / "site.yml"), *extra]
+        done = subprocess.run(argv, capture_output=True, text=True, env=run_env, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        assert env["CAI_FLEET_SK"] not in done.stdout + done.stderr
+        return recap(done.stdout)
+
+    checked = playbook("--check", "--diff")
+    assert not any(p.exists() for p in targets.values()) and checked["host01"]["failed"] == 0
+    applied = playbook()
+    assert applied["host01"]["changed"] >= 1 and applied["host02"]["failed"] == 0
+    assert env["CAI_FLEET_SK"] in targets["host01"].read_text()
+    assert stat.S_IMODE(targets["host01"].stat().st_mode) == 0o600
+    again = playbook()
+    assert again["host01"]["changed"] == 0 and again["host02"]["changed"] == 0
+    leftovers = [p for p in export.rglob("*") if p.is_file() and env["CAI_FLEET_SK"].encode() in p.read_bytes()]
+    assert leftovers == [], "no rendered file outlives its copy"
+    assert sorted(p.name for p in (export / ".captures").iterdir()) == ["cai-env-host01.txt", "cai-env-host02.txt"]
