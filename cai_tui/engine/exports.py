@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .items import Item
+from .items import Item, ItemResult
 
 RECIPE_VAR = '"$RECIPE"'
 
@@ -21,10 +21,7 @@ if TYPE_CHECKING:
 
 def write_junit(report: ReplayReport, path: Path) -> None:
     """JUnit XML through junitparser: failed items are failures, skipped/planned/waived items are skipped."""
-    from junitparser import Failure, JUnitXml, Skipped, TestCase, TestSuite
-
-    from ..recipe import REDACTOR
-    from ..recipe.yaml_io import atomic_write
+    from junitparser import JUnitXml, TestSuite
 
     suites: dict[str, TestSuite] = {}
     for r in report.results:
@@ -32,20 +29,38 @@ def write_junit(report: ReplayReport, path: Path) -> None:
         suite = suites.get(it.stage)
         if suite is None:
             suite = suites[it.stage] = TestSuite(it.stage)
-        case = TestCase(f"{it.covers} {it.kind}:{it.name}", classname=f"cai-tui.{it.stage}", time=r.duration_ms / 1000)
-        detail = REDACTOR.redact(r.detail)
-        if r.status == "failed":
-            failure = Failure(detail[:500], type_=r.faq_id or "failed")
-            failure.text = REDACTOR.redact("\n".join([detail, *r.evidence]))
-            case.result = [failure]
-        elif r.status in ("skipped", "planned", "waived"):
-            case.result = [Skipped(f"{r.status}: {detail}"[:500])]
-        case.system_out = REDACTOR.redact(f"{r.status}: {detail}\ntarget: {it.target}\ncommand: {it.command_line}")
-        suite.add_testcase(case)
+        suite.add_testcase(item_testcase(r, f"cai-tui.{it.stage}", command=True))
     xml = JUnitXml("cai-tui replay")
     for suite in suites.values():
         suite.update_statistics()
         xml.add_testsuite(suite)
+    save_junit(xml, path)
+
+
+def item_testcase(r: ItemResult, classname: str, *, command: bool = False) -> Any:
+    """One item's JUnit testcase: failed → failure (its FAQ id as the type), skipped/planned/waived → skipped."""
+    from junitparser import Failure, Skipped, TestCase
+
+    from ..recipe import REDACTOR
+
+    it = r.item
+    case = TestCase(f"{it.covers} {it.kind}:{it.name}", classname=classname, time=r.duration_ms / 1000)
+    detail = REDACTOR.redact(r.detail)
+    if r.status == "failed":
+        failure = Failure(detail[:500], type_=r.faq_id or "failed")
+        failure.text = REDACTOR.redact("\n".join([detail, *r.evidence]))
+        case.result = [failure]
+    elif r.status in ("skipped", "planned", "waived"):
+        case.result = [Skipped(f"{r.status}: {detail}"[:500])]
+    out = f"{r.status}: {detail}\ntarget: {it.target}" + (f"\ncommand: {it.command_line}" if command else "")
+    case.system_out = REDACTOR.redact(out)
+    return case
+
+
+def save_junit(xml: Any, path: Path) -> None:
+    """Write a junitparser document atomically (statistics updated; mode 0644)."""
+    from ..recipe.yaml_io import atomic_write
+
     xml.update_statistics()
     tmp = path.with_name(path.name + ".tmp-junit")
     xml.write(str(tmp), pretty=True)

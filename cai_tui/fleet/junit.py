@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..engine.exports import item_testcase, save_junit
 from .doctor import FleetReport
 
 if TYPE_CHECKING:
@@ -16,7 +17,6 @@ def write_fleet_junit(report: FleetReport, path: Path) -> None:
     from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
     from ..recipe import REDACTOR
-    from ..recipe.yaml_io import atomic_write
 
     xml = JUnitXml("cai-tui doctor --hosts")
     for host in report.hosts:
@@ -47,21 +47,14 @@ def write_fleet_junit(report: FleetReport, path: Path) -> None:
             suite.add_testcase(case)
         suite.update_statistics()
         xml.add_testsuite(suite)
-    xml.update_statistics()
-    tmp = path.with_name(path.name + ".tmp-junit")
-    xml.write(str(tmp), pretty=True)
-    try:
-        atomic_write(path, tmp.read_bytes(), mode=0o644)
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_junit(xml, path)
 
 
 def write_replay_junit(fleet: FleetReplay, path: Path) -> None:
     """``replay --hosts``: one testsuite per host, one testcase per item (an unreachable host: its error too)."""
-    from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+    from junitparser import Error, JUnitXml, TestCase, TestSuite
 
     from ..recipe import REDACTOR
-    from ..recipe.yaml_io import atomic_write
 
     xml = JUnitXml("cai-tui replay --hosts")
     for host in fleet.hosts:
@@ -75,27 +68,7 @@ def write_replay_junit(fleet: FleetReplay, path: Path) -> None:
             case.result = [err]
             suite.add_testcase(case)
         for r in host.report.results:
-            it = r.item
-            case = TestCase(
-                f"{it.covers} {it.kind}:{it.name}",
-                classname=f"cai-tui.{host.name}.{it.stage}",
-                time=r.duration_ms / 1000,
-            )
-            detail = REDACTOR.redact(r.detail)
-            if r.status == "failed":
-                failure = Failure(detail[:500], type_=r.faq_id or "failed")
-                failure.text = REDACTOR.redact("\n".join([detail, *r.evidence]))
-                case.result = [failure]
-            elif r.status in ("skipped", "planned", "waived"):
-                case.result = [Skipped(f"{r.status}: {detail}"[:500])]
-            case.system_out = f"{r.status}: {detail}\ntarget: {it.target}"
-            suite.add_testcase(case)
+            suite.add_testcase(item_testcase(r, f"cai-tui.{host.name}.{r.item.stage}"))
         suite.update_statistics()
         xml.add_testsuite(suite)
-    xml.update_statistics()
-    tmp = path.with_name(path.name + ".tmp-junit")
-    xml.write(str(tmp), pretty=True)
-    try:
-        atomic_write(path, tmp.read_bytes(), mode=0o644)
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_junit(xml, path)
