@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.items import ItemResult
 from ..engine.replay import SCHEMA, ReplayReport
+from ..engine.runner import TargetUnreachable
 from .ansible import FleetInputError, HostEvent, private_dir, run_playbook
 from .capture import CaptureStreamError, split_capture, write_capture
 from .inventory import InventoryHost, env_secret_names, load_inventory
@@ -280,7 +281,10 @@ async def _finish_host(
                 )
             else:
                 assert runner is not None
-                res = await runner.run_item(it)
+                try:
+                    res = await runner.run_item(it)
+                except TargetUnreachable as e:  # a target this item needs (not the host): that item fails, here
+                    res = ItemResult(it, "failed", str(e))
             results.append(res)
     finally:
         if session is not None:
