@@ -4,14 +4,13 @@ Exit 0 when every host succeeded, 1 when one failed or was unreachable, 2 for in
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from .replay_cmd import EXIT_INPUT, STYLES, _check_out
+from .replay_cmd import EXIT_INPUT, STYLES, _check_out, write_json_doc
 
 if TYPE_CHECKING:
     from ..fleet.replay import FleetReplay, HostRun
@@ -115,12 +114,8 @@ def _console():  # type: ignore[no-untyped-def]
 
 
 def _write_outputs(fleet: FleetReplay, json_out: Path | None, junit_out: Path | None) -> None:
-    from ..recipe import REDACTOR
-    from ..recipe.yaml_io import atomic_write
-
     if json_out is not None:
-        text = REDACTOR.redact(json.dumps(fleet.to_json(), indent=2, ensure_ascii=False)) + "\n"
-        atomic_write(json_out.expanduser(), text.encode("utf-8"), mode=0o644)
+        write_json_doc(fleet.to_json(), json_out)
     if junit_out is not None:
         from ..fleet.junit import write_replay_junit
 

@@ -283,13 +283,18 @@ async def _run(
         await session.aclose()
 
 
-def _write_outputs(report: ReplayReport, json_out: Path | None, junit_out: Path | None) -> None:
+def write_json_doc(doc: dict[str, Any], path: Path) -> None:
+    """A summary document (``--json``), redacted, written atomically."""
     from ..recipe import REDACTOR
     from ..recipe.yaml_io import atomic_write
 
+    text = REDACTOR.redact(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"
+    atomic_write(path.expanduser(), text.encode("utf-8"), mode=0o644)
+
+
+def _write_outputs(report: ReplayReport, json_out: Path | None, junit_out: Path | None) -> None:
     if json_out is not None:
-        text = REDACTOR.redact(json.dumps(report.to_json(), indent=2, ensure_ascii=False)) + "\n"
-        atomic_write(json_out.expanduser(), text.encode("utf-8"), mode=0o644)
+        write_json_doc(report.to_json(), json_out)
     if junit_out is not None:
         from ..engine.exports import write_junit
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .ansible import FleetInputError, HostEvent, PlaybookRun, private_dir, run_in_thread, run_playbook
 from .capture import CaptureStreamError, capture_script, split_capture, write_capture
-from .inventory import InventoryHost, env_secret_names, load_inventory, recipe_for_host
+from .inventory import InventoryHost, env_secret_names, load_base_recipe, load_inventory, recipe_for_host
 
 if TYPE_CHECKING:
     from ..checks.base import CheckSpec
@@ -109,8 +109,9 @@ def prepare(inventory: Path, recipe: Path | None, limit: str | None, only: str |
 
     hosts = load_inventory(inventory, limit)
     recipes: dict[str, LoadedRecipe | None] = {}
+    base = load_base_recipe(recipe) if recipe is not None else None
     for h in hosts:
-        recipes[h.name] = recipe_for_host(recipe, h) if recipe is not None else None
+        recipes[h.name] = recipe_for_host(recipe, h, base) if recipe is not None else None
         if recipe is None and h.answers:
             raise FleetInputError(
                 f"host {h.name} sets cai_tui_answers, which needs --recipe (the recipe they override)"
@@ -138,9 +139,7 @@ async def judge(plan: DoctorPlan, host: HostResult, capture_dir: Path, timeout: 
     loaded = plan.recipes.get(host.name)
     rec = loaded.recipe if loaded is not None else None
     targets = build_targets(rec, rec.flow if rec is not None else None, None, None)
-    capture = CaptureTarget(capture_dir)
-    capture.name = f"{host.name} (Ansible capture)"  # the capture's folder is temporary; the host is what counts
-    targets[plan.role] = capture
+    targets[plan.role] = CaptureTarget(capture_dir, name=f"{host.name} (Ansible capture)")
     ctx = CheckContext(
         recipe=rec, targets=targets, redactor=REDACTOR, timeout=timeout, sysroot=str(capture_dir), prompt=prompt
     )

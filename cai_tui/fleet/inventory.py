@@ -99,17 +99,26 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def recipe_for_host(recipe: Path, host: InventoryHost) -> LoadedRecipe:
-    """The recipe with ``host``'s ``cai_tui_answers`` applied (validated as the wizard validates a field).
-
-    FleetInputError names the host, the path and the problem."""
-    from ..recipe import RecipeError
-    from ..recipe.draft import Draft
+def load_base_recipe(recipe: Path) -> LoadedRecipe:
+    """The recipe as its file says (FleetInputError with its problems): what every host without overrides uses."""
+    from ..recipe import RecipeError, load_recipe
 
     try:
-        draft = Draft.open(recipe)
+        return load_recipe(recipe)
     except RecipeError as e:
         raise FleetInputError("; ".join(str(p) for p in e.problems)) from None
+
+
+def recipe_for_host(recipe: Path, host: InventoryHost, base: LoadedRecipe | None = None) -> LoadedRecipe:
+    """The recipe with ``host``'s ``cai_tui_answers`` applied (validated as the wizard validates a field); ``base``
+    (:func:`load_base_recipe`, read once per run) itself for a host without overrides — it is only read.
+
+    FleetInputError names the host, the path and the problem."""
+    from ..recipe.draft import Draft
+
+    if base is not None and not host.answers:
+        return base
+    draft = Draft(load_base_recipe(recipe))  # its own copy: setting a field changes the loaded recipe
     for path, value in host.answers.items():
         problem = draft.set(path, _text(value))
         if problem is not None:

@@ -115,18 +115,23 @@ def prepare_replay(
         stage_secret_fields,
     )
     from ..engine.session import role_for
-    from .inventory import recipe_for_host
+    from .inventory import load_base_recipe, recipe_for_host
 
     hosts = load_inventory(inventory, limit)
+    base = load_base_recipe(recipe)
+    resolved: set[int] = set()  # hosts without overrides share the base recipe: its secrets are resolved once
     runs: list[HostRun] = []
     for h in hosts:
-        loaded = recipe_for_host(recipe, h)
+        loaded = recipe_for_host(recipe, h, base)
         try:
             plans = plan_recipe(loaded, start=start, only=only)
         except ReplayInputError as e:
             raise FleetInputError(str(e)) from None
         fields = stage_secret_fields(plans) if (start or only) else None
-        problems = resolve_secrets(loaded, created_key_files(plans, loaded), None, fields=fields) if resolve else []
+        problems = []
+        if resolve and id(loaded) not in resolved:
+            problems = resolve_secrets(loaded, created_key_files(plans, loaded), None, fields=fields)
+            resolved.add(id(loaded))
         if problems:
             raise FleetInputError(f"host {h.name}: " + "; ".join(problems) + " (nothing was changed)")
         runs.append(HostRun(h, loaded, plans, ReplayReport(recipe=loaded.source)))
@@ -256,9 +261,9 @@ async def _finish_host(
             except CaptureStreamError as e:
                 run.status, run.error = "failed", f"the capture from this host is unusable: {e}"
             else:
-                target = CaptureTarget(write_capture(files, work / "captures" / run.name))
-                target.name = f"{run.name} (Ansible capture)"
-                session.targets[role] = target
+                session.targets[role] = CaptureTarget(
+                    write_capture(files, work / "captures" / run.name), name=f"{run.name} (Ansible capture)"
+                )
         runner = Runner(session, lambda _e: None, files_dir=work / "workstation-files")
         if play.host_checks:
             told = seen.get(HOST_CHECKS)

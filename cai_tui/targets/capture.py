@@ -112,11 +112,13 @@ def is_not_captured(result: CommandResult) -> bool:
 class CaptureTarget:
     """Commands answered from a capture directory; files from its ``sysroot/`` folder when it has one."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, name: str | None = None) -> None:
+        """``name``: what evidence and reports call it (default ``capture:<dir>``; a fleet host's capture lives in
+        a temporary folder, so it is named for its host)."""
         self.root = os.path.realpath(os.fspath(directory))
         if not os.path.isdir(self.root):
             raise ValueError(f"{self.root}: not a directory (unpack the capture there first)")
-        self.name = f"capture:{self.root}"
+        self.name = name or f"capture:{self.root}"
         self._commands: dict[str, CapturedCommand] = {}
         for entry in sorted(os.listdir(self.root)):
             path = os.path.join(self.root, entry)
@@ -270,11 +272,10 @@ def capture_from_stream(path: str | os.PathLike[str]) -> CaptureTarget:
         for name, body in files.items():
             with open(os.path.join(tmp, f"{name}.txt"), "w", encoding="utf-8") as f:
                 f.write(body)
-        target = CaptureTarget(tmp)
+        target = CaptureTarget(tmp, name=f"capture:{os.path.realpath(os.fspath(path))}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    target.root = os.path.realpath(os.fspath(path))
-    target.name = f"capture:{target.root}"
+    target.root = os.path.realpath(os.fspath(path))  # where it came from (the folder it was read through is gone)
     return target
 
 
