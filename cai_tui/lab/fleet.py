@@ -337,12 +337,12 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _write_config(h: FleetHost, fleet: Fleet, authorized: Path, sftp: str, extra: list[str]) -> None:
-    split = next((i for i, line in enumerate(extra) if line.split()[:1] in (["Match"], ["match"])), len(extra))
-    base = [
+def sshd_config_lines(port: int, host_key: Path, authorized: Path, user: str, sftp: str) -> list[str]:
+    """A loopback sshd for one user's key (no PAM, no passwords): the fleet lab's, and the SSH tests' sshd."""
+    return [
         f"ListenAddress {LOOPBACK}",
-        f"Port {h.port}",
-        f"HostKey {h.host_key}",
+        f"Port {port}",
+        f"HostKey {host_key}",
         f"AuthorizedKeysFile {authorized}",
         "StrictModes no",
         "UsePAM no",
@@ -351,11 +351,16 @@ def _write_config(h: FleetHost, fleet: Fleet, authorized: Path, sftp: str, extra
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "PermitRootLogin prohibit-password",
-        f"AllowUsers {fleet.user}",
+        f"AllowUsers {user}",
         "MaxStartups 100",
         "LogLevel VERBOSE",
         f"Subsystem sftp {sftp}",
     ]
+
+
+def _write_config(h: FleetHost, fleet: Fleet, authorized: Path, sftp: str, extra: list[str]) -> None:
+    split = next((i for i, line in enumerate(extra) if line.split()[:1] in (["Match"], ["match"])), len(extra))
+    base = sshd_config_lines(h.port, h.host_key, authorized, fleet.user, sftp)
     h.config.write_text("\n".join([*extra[:split], *base, *extra[split:], ""]))
 
 

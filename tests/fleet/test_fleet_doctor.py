@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cai_tui.lab.fleet import Fleet, start_fleet
+from tests.fleet.private import keep_private_dir
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_ONLY = "docker.version,docker.compose"
@@ -214,9 +215,7 @@ def test_no_secret_reaches_the_runner_dir_the_artifacts_or_the_outputs(
     """A secret in the controller's environment, referenced by the recipe (env:), resolved by model.encrypted (it opens
     a real gocryptfs cipherdir with it) and put next to OSS keys the OSS checks read: it is
     nowhere in ansible-runner's private data dir (kept here for the look), the captures, the JSON or the JUnit."""
-    import contextlib
     import secrets as pysecrets
-    from collections.abc import Iterator as It
 
     from cai_tui.fleet import doctor as fleet_doctor
     from cai_tui.fleet.junit import write_fleet_junit
@@ -236,14 +235,7 @@ def test_no_secret_reaches_the_runner_dir_the_artifacts_or_the_outputs(
     text = re.sub(r"(?m)^(\s+cipher_dir:).*$", rf"\1 {cipher}", text)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(text)
-    kept = tmp_path / "private"
-
-    @contextlib.contextmanager
-    def keep(prefix: str = "") -> It[Path]:
-        kept.mkdir(mode=0o700)
-        yield kept  # not removed: the test reads it
-
-    monkeypatch.setattr(fleet_doctor, "private_dir", keep)
+    kept = keep_private_dir(monkeypatch, fleet_doctor, tmp_path / "private")
     plan = fleet_doctor.prepare(inventory, recipe, "host01,host02,host05", "oss.*,model.encrypted,docker.version")
     report = fleet_doctor.run_fleet_doctor(plan, forks=3, limit="host01,host02,host05", timeout=5)
     opened = [o.result.summary for h in report.hosts for o in h.outcomes if o.id == "model.encrypted"]

@@ -6,7 +6,6 @@ and a last test greps ansible-runner's private data dir, the artifacts and our o
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from cai_tui.lab.fleet import Fleet, start_fleet
+from tests.fleet.private import keep_private_dir
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = [f"host{i:02d}" for i in range(1, 9)]
@@ -126,7 +126,6 @@ def test_cai_env_on_eight_hosts(lab_process: dict[str, Any], fleet: Fleet, tmp_p
 def test_no_secret_reaches_the_runner_dir_or_the_outputs(
     lab_process: dict[str, Any], fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from collections.abc import Iterator as It
 
     from cai_tui.fleet import replay as fleet_replay
     from cai_tui.fleet.junit import write_replay_junit
@@ -138,14 +137,7 @@ def test_no_secret_reaches_the_runner_dir_or_the_outputs(
     targets = env_files(tmp_path / "hosts")
     host_vars = {n: {"cai_tui_answers": {"service.env_file": str(p)}} for n, p in targets.items()}
     inventory = fleet.write_inventory(tmp_path / "hosts.ini", host_vars=host_vars)
-    kept = tmp_path / "private"
-
-    @contextlib.contextmanager
-    def keep(prefix: str = "") -> It[Path]:
-        kept.mkdir(mode=0o700)
-        yield kept  # not removed: the test reads it
-
-    monkeypatch.setattr(fleet_replay, "private_dir", keep)
+    kept = keep_private_dir(monkeypatch, fleet_replay, tmp_path / "private")
     runs, role, path = fleet_replay.prepare_replay(inventory, recipe, "host01,host02", None, ["cai-env"])
     result = fleet_replay.run_fleet_replay(inventory, path, runs, role, forks=2, plan_only=False, timeout=10)
     assert [h.status for h in result.hosts] == ["ok", "ok"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -13,29 +11,16 @@ from pathlib import Path
 
 import pytest
 
-SSHD = "/usr/sbin/sshd"
-SFTP_SERVER_CANDIDATES = (
-    "/usr/lib/openssh/sftp-server",
-    "/usr/libexec/openssh/sftp-server",
-    "/usr/lib/ssh/sftp-server",
-)
+from cai_tui.lab.fleet import SSHD, FleetError, sshd_config_lines
+from cai_tui.lab.fleet import require_openssh as _require_openssh
 
 
 def require_openssh() -> tuple[str, str]:
-    """(sshd, sftp-server) or a failure that says what to install."""
-    if not os.path.exists(SSHD):
-        pytest.fail(f"{SSHD} is missing: install the openssh-server package (apt-get install -y openssh-server)")
-    sftp = next((p for p in SFTP_SERVER_CANDIDATES if os.path.exists(p)), None)
-    if sftp is None:
-        pytest.fail(
-            "no sftp-server: install openssh-sftp-server (apt-get install -y openssh-server openssh-sftp-server)"
-        )
-    for tool in ("ssh-keygen",):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: install openssh-client (apt-get install -y openssh-client)")
-    if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
-    return SSHD, sftp
+    """(sshd, sftp-server) or a failure that says what to install (the fleet lab's check)."""
+    try:
+        return SSHD, _require_openssh()
+    except FleetError as e:
+        pytest.fail(str(e))
 
 
 def keygen(path: Path, key_type: str = "ed25519") -> Path:
@@ -86,29 +71,9 @@ class Sshd:
         authorized = self.workdir / "authorized_keys"
         authorized.write_text(self.client_key.with_suffix(".pub").read_text())
         cfg = self.workdir / "sshd_config"
-        cfg.write_text(
-            "\n".join(
-                [
-                    "ListenAddress 127.0.0.1",
-                    f"Port {self.port}",
-                    f"HostKey {self.host_key}",
-                    f"AuthorizedKeysFile {authorized}",
-                    "StrictModes no",
-                    "UsePAM no",
-                    "PidFile none",
-                    "PubkeyAuthentication yes",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "PermitRootLogin prohibit-password",
-                    f"AllowUsers {self.user}",
-                    "MaxStartups 100",
-                    "MaxSessions 10",  # the OpenSSH default, said out loud: the target must live within it
-                    "LogLevel VERBOSE",
-                    f"Subsystem sftp {sftp}",
-                    "",
-                ]
-            )
-        )
+        lines = sshd_config_lines(self.port, self.host_key, authorized, self.user, sftp)
+        lines.insert(0, "MaxSessions 10")  # the OpenSSH default, said out loud: the target must live within it
+        cfg.write_text("\n".join([*lines, ""]))
         log = open(self.workdir / f"sshd-{self.port}.log", "ab")  # noqa: SIM115 - the child writes it
         self.proc = subprocess.Popen(
             [sshd, "-D", "-e", "-f", str(cfg)], stdin=subprocess.DEVNULL, stdout=log, stderr=log
