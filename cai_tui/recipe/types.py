@@ -55,7 +55,16 @@ def _http_url(v: str) -> str:
         )
     if any(c.isspace() for c in v):
         raise _err("url_space", "a URL cannot contain spaces")
-    return v
+    return strip_trailing_slash(v)
+
+
+def strip_trailing_slash(url: str) -> str:
+    """The one spelling of a base URL the model holds: no trailing ``/`` (``http://h/trustee/`` → ``http://h/trustee``).
+
+    Consumers append their own paths (``/as/``, ``/kbs/v0/…``) and the seed's ``TRUSTEE_URL`` slash
+    (:mod:`cai_tui.render.cai_env_vars`); none of them strips again. A recipe file keeps the text the user wrote
+    (:func:`cai_tui.recipe.yaml_io.dumps_recipe` leaves a value the model reads the same way as it is)."""
+    return url.rstrip("/")
 
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]

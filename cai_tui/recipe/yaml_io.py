@@ -146,17 +146,30 @@ def recipe_data(recipe: CaiRecipe | KataRecipe) -> dict[str, Any]:
     return {**head, **{k: v for k, v in data.items() if k not in head}}
 
 
-def _merge(doc: MutableMapping[str, Any], new: Mapping[str, Any]) -> None:
+def _merge(doc: MutableMapping[str, Any], new: Mapping[str, Any], read: Mapping[str, Any] | None = None) -> None:
+    """Make ``doc`` hold ``new``. ``read`` is what the model read from ``doc`` as it stands: a value the model reads
+    as the new one (``http://h/trustee/`` for ``http://h/trustee``) keeps the user's text."""
     for key in [k for k in doc if k not in new]:
         del doc[key]
     for key, value in new.items():
         old = doc.get(key)
+        was = read.get(key) if isinstance(read, Mapping) else None
         if isinstance(old, MutableMapping) and isinstance(value, Mapping):
-            _merge(old, value)
+            _merge(old, value, was if isinstance(was, Mapping) else None)
         elif old != value or type(old) is not type(value):
             if isinstance(old, list) and old == value:
                 continue
+            if key in doc and read is not None and key in read and was == value:
+                continue
             doc[key] = value
+
+
+def _read_back(doc: Any) -> dict[str, Any] | None:
+    """What the model reads from ``doc`` as it stands (the recipe file's data), None when it does not validate."""
+    try:
+        return recipe_data(RECIPE_ADAPTER.validate_python(_plain(doc)))
+    except (ValidationError, ValueError, TypeError):
+        return None
 
 
 def dumps_recipe(loaded: LoadedRecipe | CaiRecipe | KataRecipe) -> str:
@@ -170,7 +183,7 @@ def dumps_recipe(loaded: LoadedRecipe | CaiRecipe | KataRecipe) -> str:
         from ruamel.yaml.comments import CommentedMap
 
         doc = CommentedMap()
-    _merge(doc, data)
+    _merge(doc, data, _read_back(doc))
     buf = io.StringIO()
     _yaml().dump(doc, buf)
     return buf.getvalue()

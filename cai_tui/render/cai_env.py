@@ -11,6 +11,7 @@ import re
 from ..recipe import CaiRecipe
 from . import templates
 from .base import Prompter, Rendered, Renderer, RenderError, SecretSlots, need
+from .cai_env_vars import CAI_ENV_VARS
 
 _BARE = re.compile(r"^[A-Za-z0-9_./:@+-]+$")
 
@@ -28,11 +29,6 @@ def env_bare(value: str, *, field: str) -> str:
     return value if _BARE.match(value) else env_quote(value, field=field)
 
 
-def trustee_url_with_slash(url: str) -> str:
-    """The seed writes TRUSTEE_URL with a trailing slash (``…/xxxx/``)."""
-    return url.rstrip("/") + "/"
-
-
 class CaiEnv(Renderer):
     kind = "cai-env"
     title = "~/cai.env: the CAI stack's configuration (CAI-5.1)"
@@ -44,36 +40,28 @@ class CaiEnv(Renderer):
         self._check_flow(recipe)
         a = recipe.answers
         secret = SecretSlots(resolve, prompt)
-        url = need(a.trustee.url, "trustee.url", "find it with the trustee-url step (kubectl get AlbConfig alb …)")
-        ak_id = need(a.oss.access_key_id, "oss.access_key_id", "e.g. env:OSS_ACCESS_KEY_ID")
-        ak_secret = need(a.oss.access_key_secret, "oss.access_key_secret", "e.g. env:OSS_ACCESS_KEY_SECRET")
-        token = ""
-        if a.oss.session_token is not None:  # STS only
-            token = env_quote(secret(a.oss.session_token, field="oss.session_token"), field="MODEL_OSS_SESSION_TOKEN")
-        peers = " ".join(a.service.sharing_peers)
-        peer_line = (
-            f"MODEL_SHARING_PEER={env_quote(peers, field='MODEL_SHARING_PEER')}"
-            if peers
-            else '# MODEL_SHARING_PEER="172.30.xxx.xxx 172.30.xxx.xxx"'
-        )
-        values = {
-            "TRUSTEE_URL": env_quote(trustee_url_with_slash(url), field="TRUSTEE_URL"),
-            "TRUSTEE_POLICY": env_quote(a.trustee.policy, field="TRUSTEE_POLICY"),
-            "MODEL_KEY_ID": env_quote(a.trustee.model_key_id, field="MODEL_KEY_ID"),
-            "MODEL_ENCRYPTION_METHOD": env_quote(a.model.encryption_method, field="MODEL_ENCRYPTION_METHOD"),
-            "MODEL_OSS_BUCKET_PATH": env_quote(a.oss.bucket_path, field="MODEL_OSS_BUCKET_PATH"),
-            "MODEL_OSS_ENDPOINT": env_quote(a.oss.endpoint, field="MODEL_OSS_ENDPOINT"),
-            "MODEL_OSS_ACCESS_KEY_ID": env_quote(
-                secret(ak_id, field="oss.access_key_id"), field="MODEL_OSS_ACCESS_KEY_ID"
-            ),
-            "MODEL_OSS_SECRET_ACCESS_KEY": env_quote(
-                secret(ak_secret, field="oss.access_key_secret"), field="MODEL_OSS_SECRET_ACCESS_KEY"
-            ),
-            "MODEL_OSS_SESSION_TOKEN": token,
-            "MODEL_SHARING_PEER_LINE": peer_line,
-            "MODEL_SERVICE_PORT": str(a.service.port),
-            "MODEL_MOUNT_POINT": env_bare(a.service.mount_point, field="MODEL_MOUNT_POINT"),
-        }
+        need(a.trustee.url, "trustee.url", "find it with the trustee-url step (kubectl get AlbConfig alb …)")
+        need(a.oss.access_key_id, "oss.access_key_id", "e.g. env:OSS_ACCESS_KEY_ID")
+        need(a.oss.access_key_secret, "oss.access_key_secret", "e.g. env:OSS_ACCESS_KEY_SECRET")
+        values: dict[str, str] = {}
+        for var in CAI_ENV_VARS:
+            value = var.value(a)
+            if var.secret:
+                text = "" if value is None else var.to_env(secret(value, field=var.field))  # unset: STS token only
+            else:
+                text = var.to_env(value)
+            if var.name == "MODEL_SHARING_PEER":  # the seed keeps the line, commented out, when nobody shares
+                values["MODEL_SHARING_PEER_LINE"] = (
+                    f"MODEL_SHARING_PEER={env_quote(text, field=var.name)}"
+                    if text
+                    else '# MODEL_SHARING_PEER="172.30.xxx.xxx 172.30.xxx.xxx"'
+                )
+            elif var.bare:
+                values[var.name] = env_bare(text, field=var.name)
+            elif var.optional and value is None:
+                values[var.name] = ""
+            else:
+                values[var.name] = env_quote(text, field=var.name)
         notes: list[str] = []
         tag = a.trustee.model_key_id.rstrip("/").rsplit("/", 1)[-1]
         if "/aliyun/" in a.trustee.model_key_id and tag != a.kms.secret_name:

@@ -25,7 +25,7 @@ def client_config(recipe: CaiRecipe) -> dict[str, Any]:
     if not url:
         raise RenderError("answers.trustee.url is not set; TNG verifies the instance through <trustee url>/as/")
     v = parse_version(a.tng.version)
-    verify: dict[str, Any] = {"as_addr": url.rstrip("/") + "/as/", "policy_ids": [a.trustee.policy]}
+    verify: dict[str, Any] = {"as_addr": url + "/as/", "policy_ids": [a.trustee.policy]}
     if v[0] == 2 and v > (2, 5, 0):
         verify["as_type"] = "restful"
     return {

@@ -15,9 +15,10 @@ import os
 import posixpath
 import re
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ..render.cai_env_vars import CAI_ENV_VARS
 
 if TYPE_CHECKING:
     from ..recipe.model import CaiRecipe
@@ -25,33 +26,6 @@ if TYPE_CHECKING:
 
 MAX_ENV_BYTES = 256 * 1024
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
-
-
-@dataclass(frozen=True)
-class Var:
-    name: str
-    field: str  # recipe answers path
-    secret: bool = False
-    get: Callable[[Any], Any] | None = None  # answers → the recipe's value (non-secret), when not the plain field
-
-
-def _trustee_url(a: Any) -> str | None:
-    return None if a.trustee.url is None else str(a.trustee.url).rstrip("/")
-
-
-VARS: tuple[Var, ...] = (
-    Var("TRUSTEE_URL", "trustee.url", get=_trustee_url),
-    Var("TRUSTEE_POLICY", "trustee.policy"),
-    Var("MODEL_KEY_ID", "trustee.model_key_id"),
-    Var("MODEL_ENCRYPTION_METHOD", "model.encryption_method"),
-    Var("MODEL_OSS_BUCKET_PATH", "oss.bucket_path"),
-    Var("MODEL_OSS_ENDPOINT", "oss.endpoint"),
-    Var("MODEL_OSS_ACCESS_KEY_ID", "oss.access_key_id", secret=True),
-    Var("MODEL_OSS_SECRET_ACCESS_KEY", "oss.access_key_secret", secret=True),
-    Var("MODEL_OSS_SESSION_TOKEN", "oss.session_token", secret=True),
-    Var("MODEL_SERVICE_PORT", "service.port"),
-    Var("MODEL_MOUNT_POINT", "service.mount_point"),
-)
 
 
 @dataclass(frozen=True)
@@ -115,12 +89,6 @@ async def read_env(recipe: CaiRecipe, target: Target) -> tuple[str, str] | None:
     return path, data.decode("utf-8", "replace")
 
 
-def _get(obj: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def _set(obj: Any, dotted: str, value: Any) -> None:
     *parents, last = dotted.split(".")
     for part in parents:
@@ -158,16 +126,16 @@ def compare(recipe: CaiRecipe, values: dict[str, str], secret_dir: str) -> tuple
     a = copy.answers
     drift: list[Drift] = []
     secrets: list[str] = []
-    for var in VARS:
+    for var in CAI_ENV_VARS:
         if var.name not in values:
-            if var.name != "MODEL_OSS_SESSION_TOKEN":
+            if not var.optional:
                 drift.append(Drift(var.name, var.field, "missing", f"{var.name} is not set in the deployed cai.env"))
             continue
         deployed = values[var.name]
         if var.secret:
             if deployed:
                 secrets.append(deployed)
-            mine = _recipe_secret(_get(recipe.answers, var.field), var.field)
+            mine = _recipe_secret(var.value(recipe.answers), var.field)
             if mine is not None and mine == deployed:
                 continue
             if mine is not None:
@@ -188,16 +156,18 @@ def compare(recipe: CaiRecipe, values: dict[str, str], secret_dir: str) -> tuple
             os.chmod(path, 0o600)
             _set(a, var.field, SecretRef.parse(f"file:{path}"))
             continue
-        current = var.get(recipe.answers) if var.get else _get(recipe.answers, var.field)
-        mine_text = "" if current is None else str(current)
-        wanted = deployed.rstrip("/") if var.name == "TRUSTEE_URL" else deployed
-        if mine_text == wanted:
+        current = var.value(recipe.answers)
+        wanted = var.from_env(deployed)
+        if wanted == current:
             continue
         try:
-            _set(a, var.field, int(deployed) if var.name == "MODEL_SERVICE_PORT" and deployed.isdigit() else deployed)
+            _set(a, var.field, wanted)
         except Exception as exc:  # pydantic's ValidationError: the recipe's own rule for this field
             drift.append(Drift(var.name, var.field, "invalid", f"{var.name}={deployed!r} is not valid: {_why(exc)}"))
             continue
+        if var.value(a) == current:  # the model reads the deployed text as the recipe's value
+            continue
+        mine_text = "" if current is None else var.to_env(current) if isinstance(current, list) else str(current)
         drift.append(
             Drift(
                 var.name,
