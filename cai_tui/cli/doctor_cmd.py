@@ -1,7 +1,10 @@
 """``cai-tui doctor``: run the checks of a recipe and say what is wrong, with the evidence and the fix.
 
-Exit 0 when no required check fails, 1 when one does (a waived failure does not count), 2 for usage or input errors
-(a bad recipe prints its problem lines). Checks change nothing. Heavy imports stay inside the functions so that
+Exit 0 when every required check passes, 1 when one fails or could not be judged (``unknown``: a mistyped secret
+file, ``prompt`` without a terminal, a timeout) unless the recipe waives it, 2 for usage or input errors (a bad recipe
+prints its problem lines) and when nothing was checked (every check skipped: it says what to give). The verdict is
+:func:`cai_tui.engine.session.doctor_verdict`, the one ``--json`` carries. Results are printed as they land, in stage
+order (:mod:`.doctor_output`). Checks change nothing. Heavy imports stay inside the functions so that
 ``cai-tui --help`` stays fast.
 """
 
@@ -13,16 +16,17 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from ..engine.session import build_targets, doctor_document, waived_failures
+from ..engine.session import build_targets, doctor_document, doctor_verdict, waived_failures, waiver_for
 from .common import hidden_prompter, load_or_report, run_closing
+from .doctor_output import STYLES, SYMBOLS
+from .doctor_texts import LANGS, text
 
 if TYPE_CHECKING:
-    from ..checks.base import CheckSpec
+    from ..checks.base import CheckContext, CheckSpec
     from ..checks.runner import CheckOutcome
+    from ..targets.base import Target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-SYMBOLS = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "–", "unknown": "?"}
-STYLES = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim", "unknown": "magenta"}
 
 
 def doctor_command(
@@ -51,8 +55,14 @@ def doctor_command(
     captures: Path | None = typer.Option(
         None, "--captures", help="With --hosts: keep each host's capture in DIR/<host> (doctor --sysroot reads it)."
     ),
+    lang: str = typer.Option(
+        "en", "--lang", help="Language of the report (stage titles, FAQ fixes, summary): en or zh."
+    ),
 ) -> None:
     """Diagnose a set-up: Trustee, OSS, KMS, the model, the instance."""
+    if lang not in LANGS:
+        _err(f"cai-tui doctor: --lang {lang}: en or zh")
+        raise typer.Exit(EXIT_USAGE)
     if hosts is not None:
         from .fleet_doctor import run_fleet_doctor_cli
 
@@ -76,7 +86,9 @@ def doctor_command(
         _err(f"cai-tui doctor: {', '.join(stray)} go with --hosts INVENTORY")
         raise typer.Exit(EXIT_USAGE)
     raise typer.Exit(
-        run_doctor(recipe=recipe, target=target, sysroot=sysroot, only=only, as_json=as_json, timeout=timeout)
+        run_doctor(
+            recipe=recipe, target=target, sysroot=sysroot, only=only, as_json=as_json, timeout=timeout, lang=lang
+        )
     )
 
 
@@ -93,12 +105,13 @@ def run_doctor(
     only: str | None,
     as_json: bool,
     timeout: float,
+    lang: str = "en",
 ) -> int:
     import fnmatch
 
     from ..checks.base import CheckContext
     from ..checks.registry import all_checks
-    from ..checks.runner import run_checks
+    from ..checks.runner import run_checks, select_specs
     from ..recipe import REDACTOR
 
     if not timeout > 0:
@@ -135,19 +148,66 @@ def run_doctor(
         prompt=hidden_prompter(),
     )
 
+    source = loaded.source if loaded is not None else None
+    waivers = list(rec.waivers) if rec is not None else []
+    printer = None
+    if not as_json:
+        from .doctor_output import LivePrinter
+
+        selected = select_specs(specs, globs or None)
+        printer = LivePrinter(
+            selected,
+            flow=flow,
+            target_names=_target_names(selected, ctx),
+            waiver=lambda cid: waiver_for(cid, waivers),
+            lang=lang,
+            redact=REDACTOR.redact,
+        )
+        printer.header(source)
     try:
-        outcomes = run_closing(run_checks(specs, ctx, only=globs or None, timeout=timeout), targets)
+        outcomes = run_closing(
+            run_checks(specs, ctx, only=globs or None, timeout=timeout, on_result=printer.land if printer else None),
+            targets,
+        )
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
-    waivers = list(rec.waivers) if rec is not None else []
     waived = waived_failures(outcomes, waivers)
-    failed_required = [o for o in outcomes if o.result.status == "fail" and o.spec.required and o.id not in waived]
-    if as_json:
-        _print_json(outcomes, waived, loaded.source if loaded is not None else None)
+    verdict = doctor_verdict(outcomes, waived)
+    if printer is not None:
+        printer.summary(outcomes, verdict)
     else:
-        _print_human(outcomes, waived, flow, loaded.source if loaded is not None else None)
-    return EXIT_FAILED if failed_required else EXIT_OK
+        _print_json(outcomes, waived, source)
+    if verdict.state == "nothing-checked":
+        _err(_nothing_checked(outcomes, recipe=recipe, target=target, sysroot=sysroot, lang=lang))
+    return verdict.exit_code
+
+
+def _target_names(specs: list[CheckSpec], ctx: CheckContext) -> dict[str, str]:
+    """check id → the name of the target it will run on ("" when it has none), as the runner names it."""
+    from ..recipe import REDACTOR
+
+    out: dict[str, str] = {}
+    for s in specs:
+        t: Target | None = ctx.target(s.runs_on)
+        out[s.id] = REDACTOR.redact(t.name) if t is not None else ""
+    return out
+
+
+def _nothing_checked(
+    outcomes: list[CheckOutcome], *, recipe: Path | None, target: str | None, sysroot: Path | None, lang: str
+) -> str:
+    """What to give when every check was skipped: the inputs that are missing, and the checks' own reasons."""
+    lines = [text("nothing_head", lang, n=len(outcomes))]
+    if recipe is None:
+        lines.append(text("nothing_recipe", lang))
+    if target is None and sysroot is None:
+        lines += [text("nothing_target", lang), text("nothing_sysroot", lang), text("nothing_hosts", lang)]
+    reasons = list(dict.fromkeys(o.result.summary for o in outcomes if not o.result.summary.startswith("skipped:")))
+    if reasons and (recipe is not None or target is not None or sysroot is not None):  # what was given fell short
+        shown = "; ".join(reasons[:4]) + ("; …" if len(reasons) > 4 else "")
+        lines.append(text("nothing_why", lang, reasons=shown))
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------- output
@@ -167,84 +227,4 @@ def _print_json(outcomes: list[CheckOutcome], waived: dict[str, str], source: st
     sys.stdout.flush()
 
 
-def _stage_order(flow: str | None) -> dict[str, tuple[int, str]]:
-    from ..stages import StageSpecError, load_all
-
-    try:
-        flows = load_all()
-    except StageSpecError:
-        return {}
-    out: dict[str, tuple[int, str]] = {}
-    for name in [flow] if flow else list(flows):
-        if name not in flows:
-            continue
-        for s in flows[name].stages:
-            out.setdefault(s.id, (s.order, s.title.en))
-    return out
-
-
-def _print_human(outcomes: list[CheckOutcome], waived: dict[str, str], flow: str | None, source: str | None) -> None:
-    import io
-
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from ..recipe import REDACTOR
-
-    buf = io.StringIO()
-    console = Console(
-        file=buf,
-        width=max(100, Console().width) if sys.stdout.isatty() else 120,
-        force_terminal=sys.stdout.isatty(),
-        highlight=False,
-        soft_wrap=False,
-    )
-    order = _stage_order(flow)
-    stages: dict[str, list[CheckOutcome]] = {}
-    for o in outcomes:
-        stages.setdefault(o.spec.stage, []).append(o)
-    ranked = sorted(stages, key=lambda s: (order.get(s, (999, s))[0], s))
-    if source:
-        console.print(f"cai-tui doctor: {escape(source)}")
-    for stage in ranked:
-        num, title = order.get(stage, (0, stage))
-        heading = f"{num:02d} {stage} — {title}" if num else stage
-        table = Table(
-            title=escape(heading), title_justify="left", show_header=False, expand=True, box=None, pad_edge=False
-        )
-        table.add_column("", width=1, no_wrap=True)
-        table.add_column("check", style="bold", no_wrap=True, min_width=22)
-        table.add_column("result", ratio=1)
-        table.add_column("target", style="dim", no_wrap=True)
-        for o in stages[stage]:
-            r = o.result
-            sym = SYMBOLS.get(r.status, "?")
-            lines = [escape(r.summary)]
-            if o.id in waived:
-                lines.append(f"[cyan]waived: {escape(waived[o.id])}[/]")
-            if r.status in ("fail", "warn", "unknown"):
-                for e in r.evidence:
-                    where = f"{e.source} @ {e.target}" if e.target else e.source
-                    lines.append(f"[dim]evidence: {escape(e.observed)}  ({escape(where)})[/]")
-                if r.fix is not None:
-                    lines.append("fix " + escape(f"[{r.fix.faq_id}]") + ": " + escape(r.fix.text))
-            optional = "" if o.spec.required else " [dim](optional)[/]"
-            table.add_row(
-                f"[{STYLES.get(r.status, '')}]{sym}[/]",
-                escape(o.id) + optional,
-                "\n".join(lines),
-                escape(o.target_name),
-            )
-        console.print(table)
-        console.print()
-    counts: dict[str, int] = {}
-    for o in outcomes:
-        counts[o.result.status] = counts.get(o.result.status, 0) + 1
-    blocking = sum(1 for o in outcomes if o.result.status == "fail" and o.spec.required and o.id not in waived)
-    parts = [f"{counts[s]} {s}" for s in ("pass", "warn", "fail", "skip", "unknown") if counts.get(s)]
-    console.print(
-        ", ".join(parts) + (f" — {blocking} required check(s) failed" if blocking else " — no required check failed")
-    )
-    sys.stdout.write(REDACTOR.redact(buf.getvalue()))
-    sys.stdout.flush()
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "STYLES", "SYMBOLS", "doctor_command", "run_doctor"]

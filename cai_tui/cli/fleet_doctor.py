@@ -109,10 +109,10 @@ def _print_json(report: FleetReport) -> None:
 
 
 def _stages(plan: DoctorPlan) -> list[str]:
-    from .doctor_cmd import _stage_order
+    from .doctor_output import stage_order
 
     flow = next((r.recipe.flow for r in plan.recipes.values() if r is not None), None)
-    order = _stage_order(flow)
+    order = stage_order(flow)
     import fnmatch
 
     chosen = [s for s in plan.specs if not plan.globs or any(fnmatch.fnmatchcase(s.id, g) for g in plan.globs)]
@@ -199,7 +199,8 @@ def _print_human(report: FleetReport, plan: DoctorPlan, *, final: bool) -> None:
     for h in report.hosts:
         for o in h.failed_checks:
             r = o.result
-            console.print(f"[bold]{escape(h.name)}[/] ✗ {escape(o.id)}: {escape(r.summary)}")
+            sym = SYMBOLS.get(r.status, "?")  # ✗ a failure, ? a required check that could not be judged
+            console.print(f"[bold]{escape(h.name)}[/] {sym} {escape(o.id)}: {escape(r.summary)}")
             for e in r.evidence[:3]:
                 console.print(f"  [dim]evidence: {escape(e.observed)}  ({escape(e.source)})[/]")
             if r.fix is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,21 +93,57 @@ def _outcome_doc(o: CheckOutcome, waived: dict[str, str]) -> dict[str, Any]:
 
 
 def doctor_document(outcomes: list[CheckOutcome], waived: dict[str, str], source: str | None) -> dict[str, Any]:
-    """The ``cai-tui/doctor/v1`` document of a run (what ``doctor --json`` prints)."""
+    """The ``cai-tui/doctor/v1`` document of a run (what ``doctor --json`` prints), with the run's verdict."""
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.result.status] = counts.get(o.result.status, 0) + 1
+    verdict = doctor_verdict(outcomes, waived)
     return {
         "schema": SCHEMA,
         "recipe": source,
         "counts": counts,
+        "verdict": verdict.to_json(),
         "checks": [_outcome_doc(o, waived) for o in outcomes],
     }
 
 
+BLOCKING = ("fail", "unknown")  # what a required check must not end as (unless waived); what a waiver covers
+
+
 def waived_failures(outcomes: list[CheckOutcome], waivers: list[Any]) -> dict[str, str]:
-    """check id → waiver reason, for the failed checks a recipe waiver covers."""
-    return {o.id: w for o in outcomes if o.result.status == "fail" and (w := _waiver_for(o.id, waivers))}
+    """check id → waiver reason, for the failed or unknown checks a recipe waiver covers."""
+    return {o.id: w for o in outcomes if o.result.status in BLOCKING and (w := _waiver_for(o.id, waivers))}
+
+
+def blocking_outcomes(outcomes: list[CheckOutcome], waived: dict[str, str]) -> list[CheckOutcome]:
+    """The required checks that failed or could not be judged (``unknown``), not waived: each fails the run."""
+    return [o for o in outcomes if o.result.status in BLOCKING and o.spec.required and o.id not in waived]
+
+
+@dataclass(frozen=True)
+class DoctorVerdict:
+    """Did a run of checks pass: 0 when every required check passed (or was waived), 1 when a required one failed
+    or is unknown, 2 when nothing was checked (every check skipped: no recipe, no target)."""
+
+    state: str  # pass | fail | nothing-checked
+    exit_code: int
+    failed: list[str] = field(default_factory=list)  # required, not waived, status fail
+    unknown: list[str] = field(default_factory=list)  # required, not waived, status unknown
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "exit_code": self.exit_code, "failed": self.failed, "unknown": self.unknown}
+
+
+def doctor_verdict(outcomes: list[CheckOutcome], waived: dict[str, str]) -> DoctorVerdict:
+    """The verdict ``doctor`` (and its ``--json``, ``--hosts`` per host, the bundle) gives a run of checks."""
+    blocking = blocking_outcomes(outcomes, waived)
+    failed = [o.id for o in blocking if o.result.status == "fail"]
+    unknown = [o.id for o in blocking if o.result.status == "unknown"]
+    if blocking:
+        return DoctorVerdict("fail", 1, failed, unknown)
+    if all(o.result.status == "skip" for o in outcomes):
+        return DoctorVerdict("nothing-checked", 2)
+    return DoctorVerdict("pass", 0)
 
 
 def with_overrides(targets: dict[str, Target], overrides: Iterable[tuple[str, str]]) -> dict[str, Target]:
@@ -185,10 +222,14 @@ class Session:
 
 
 __all__ = [
+    "BLOCKING",
     "SCHEMA",
+    "DoctorVerdict",
     "Session",
+    "blocking_outcomes",
     "build_targets",
     "doctor_document",
+    "doctor_verdict",
     "role_for",
     "waived_failures",
     "waiver_for",

@@ -39,7 +39,10 @@ class HostResult:
 
     @property
     def failed_checks(self) -> list[CheckOutcome]:
-        return [o for o in self.outcomes if o.result.status == "fail" and o.spec.required and o.id not in self.waived]
+        """The required checks that failed or are unknown, not waived (as ``doctor`` judges)."""
+        from ..engine.session import blocking_outcomes
+
+        return blocking_outcomes(self.outcomes, self.waived)
 
     @property
     def exit_code(self) -> int:

@@ -37,11 +37,11 @@ def write_fleet_junit(report: FleetReport, path: Path) -> None:
             fix = f"fix [{r.fix.faq_id}]: {REDACTOR.redact(r.fix.text)}" if r.fix is not None else ""
             if o.id in host.waived:
                 case.result = [Skipped(f"waived: {REDACTOR.redact(host.waived[o.id])} ({summary})"[:500])]
-            elif r.status == "fail" and o.spec.required:
-                failure = Failure(summary[:500], type_=r.fix.faq_id if r.fix is not None else "fail")
+            elif r.status in ("fail", "unknown") and o.spec.required:  # an unknown required check fails the host
+                failure = Failure(summary[:500], type_=r.fix.faq_id if r.fix is not None else r.status)
                 failure.text = "\n".join([summary, *evidence, fix]).strip()
                 case.result = [failure]
-            elif r.status in ("skip", "unknown") or (r.status == "fail" and not o.spec.required):
+            elif r.status in ("skip", "unknown", "fail"):
                 case.result = [Skipped(f"{r.status}: {summary}"[:500])]
             case.system_out = f"{r.status}: {summary}\ntarget: {o.target_name}" + ("\n" + fix if fix else "")
             suite.add_testcase(case)

@@ -147,9 +147,12 @@ def test_a_prompt_secret_without_a_terminal_says_how_to_run_headless(lab: Any, t
         [sys.executable, "-m", "cai_tui.cli.main", *argv],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, env={**os.environ, **loopback_env()}, timeout=60,
     )  # fmt: skip
-    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr  # unknown does not block
-    c = _by_id(_doc(r))["oss.credentials"]
+    # a required check that could not be judged fails the run (issue 15: it used to exit 0)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    doc = _doc(r)
+    c = _by_id(doc)["oss.credentials"]
     assert c["status"] == "unknown", c
+    assert doc["verdict"] == {"state": "fail", "exit_code": 1, "failed": [], "unknown": ["oss.credentials"]}
     assert c["summary"] == (
         "cannot check: answers.oss.access_key_secret: the recipe says `prompt` but there is no terminal to ask on; "
         "use env:NAME or file:PATH for headless runs"
