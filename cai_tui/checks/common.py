@@ -139,11 +139,38 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def ip_literal(host: str) -> str | None:
+    """``host`` as an IP address when it is one (``127.0.0.1``, ``::1``, ``[::1]``), else None."""
+    try:
+        return str(ipaddress.ip_address(host.strip().strip("[]")))
+    except ValueError:
+        return None
+
+
+def resolve_timeout(ctx: CheckContext, share: float) -> float:
+    """Seconds a name resolution may take: :func:`net_timeout`, never more than the check's whole budget."""
+    return min(net_timeout(ctx, share), max(0.0, float(ctx.timeout)))
+
+
+def is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, (asyncio.TimeoutError, TimeoutError, socket.timeout))
+
+
+def timed_out(ctx: CheckContext, what: str, seconds: float, evidence: Iterable[Evidence] = (), **data: Any) -> Result:
+    """``unknown``, never a failure: a step that ran out of its deadline (a machine under load, a slow resolver) says
+    nothing about the value checked, so no fix is offered for it (as the runner's own timeout)."""
+    return make(ctx, "unknown", f"{what}: timed out after {seconds:g} s", evidence, **data)
+
+
 async def resolve(host: str, port: int, timeout: float) -> list[str]:
     """The addresses ``host`` resolves to; ``socket.gaierror`` when it does not, TimeoutError when DNS hangs.
 
-    Names in the reserved ``.invalid`` TLD are answered negatively here without asking a resolver (RFC 6761 §6.4).
+    An IP literal is its own address: no resolver is asked (and no deadline applies). Names in the reserved
+    ``.invalid`` TLD are answered negatively here without asking a resolver (RFC 6761 §6.4).
     """
+    literal = ip_literal(host)
+    if literal is not None:
+        return [literal]
     name = host.strip("[]").rstrip(".").lower()
     if name == "invalid" or name.endswith(RESERVED_INVALID_TLD):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (reserved .invalid name)")

@@ -12,8 +12,11 @@ import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from ..clients.oss import Credentials, has_credentials, public_twin, recipe_credentials
+from ..clients.oss import make_bucket as client_bucket
+from ..clients.oss import make_service as client_service
 from .base import CheckContext, Evidence, Result
 from .common import (
     SecretProblem,
@@ -21,13 +24,16 @@ from .common import (
     describe_os_error,
     ev,
     human_bytes,
-    is_loopback_host,
+    ip_literal,
+    is_timeout,
     make,
     net_timeout,
     no_recipe,
     resolve,
+    resolve_timeout,
     secret,
     tcp_connect,
+    timed_out,
 )
 from .registry import check
 
@@ -121,16 +127,6 @@ def shown_path(bucket: str, prefix: str) -> str:
     return f"{bucket}:/{prefix}"
 
 
-def public_twin(endpoint: str) -> str | None:
-    """``https://oss-cn-beijing-internal.aliyuncs.com`` → ``https://oss-cn-beijing.aliyuncs.com``."""
-    parts = urlsplit(endpoint)
-    host = parts.hostname or ""
-    if "-internal" not in host:
-        return None
-    netloc = host.replace("-internal", "", 1) + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def host_port(endpoint: str) -> tuple[str, int]:
     parts = urlsplit(endpoint)
     return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
@@ -143,21 +139,32 @@ class EndpointPlan:
     note: str = ""  # why it differs
     evidence: list[Evidence] = field(default_factory=list)
     error: str = ""  # set when nothing usable resolves
+    timed_out: str = ""  # the name whose resolution ran out of its deadline (nothing is known about it)
+    deadline: float = 0.0
+
+
+def _resolved(ctx: CheckContext, host: str, port: int, addrs: list[str]) -> Evidence:
+    if ip_literal(host) is not None:
+        return ev(ctx, f"{host} is an IP address (nothing to resolve)", "answers.oss.endpoint")
+    return ev(ctx, f"{host} → {', '.join(addrs)}", f"getaddrinfo({host!r}, {port})")
 
 
 async def endpoint_plan(ctx: CheckContext, answers: CaiAnswers) -> EndpointPlan:
     """Which endpoint the checks from this machine use: the configured one, or (for an ``-internal`` one that does
-    not resolve here) ``oss.upload_endpoint`` or its public twin."""
+    not resolve here) ``oss.upload_endpoint`` or its public twin. An IP literal needs no resolution."""
     configured = str(answers.oss.endpoint)
     plan = EndpointPlan(configured, configured)
     host, port = host_port(configured)
-    timeout = net_timeout(ctx, 0.3)
+    timeout = plan.deadline = resolve_timeout(ctx, 0.3)
     try:
         addrs = await resolve(host, port, timeout)
-        plan.evidence.append(ev(ctx, f"{host} → {', '.join(addrs)}", f"getaddrinfo({host!r}, {port})"))
+        plan.evidence.append(_resolved(ctx, host, port, addrs))
         return plan
     except (OSError, asyncio.TimeoutError) as exc:
         plan.evidence.append(ev(ctx, f"{host}: {describe_os_error(exc)}", f"getaddrinfo({host!r}, {port})"))
+        if is_timeout(exc):
+            plan.timed_out = host
+            return plan
         first_error = describe_os_error(exc)
     if "-internal" not in host:
         plan.error = f"{host} does not resolve ({first_error})"
@@ -175,9 +182,12 @@ async def endpoint_plan(ctx: CheckContext, answers: CaiAnswers) -> EndpointPlan:
         addrs = await resolve(ahost, aport, timeout)
     except (OSError, asyncio.TimeoutError) as exc:
         plan.evidence.append(ev(ctx, f"{ahost}: {describe_os_error(exc)}", f"getaddrinfo({ahost!r}, {aport})"))
+        if is_timeout(exc):
+            plan.timed_out = ahost
+            return plan
         plan.error = f"{plan.note}, and {ahost} does not resolve either ({describe_os_error(exc)})"
         return plan
-    plan.evidence.append(ev(ctx, f"{ahost} → {', '.join(addrs)}", f"getaddrinfo({ahost!r}, {aport})"))
+    plan.evidence.append(_resolved(ctx, ahost, aport, addrs))
     plan.endpoint = alt
     return plan
 
@@ -189,45 +199,27 @@ async def endpoint_for_checks(ctx: CheckContext, answers: CaiAnswers) -> str:
     return (await endpoint_plan(ctx, answers)).endpoint
 
 
-def has_credentials(answers: CaiAnswers) -> bool:
-    return answers.oss.access_key_id is not None and answers.oss.access_key_secret is not None
+def _credentials(ctx: CheckContext, answers: CaiAnswers) -> Credentials | None:
+    """The recipe's OSS credentials as the actions read them, resolved through the context (None: anonymous).
+
+    Raises :class:`SecretProblem` when a secret reference cannot be resolved."""
+    if not has_credentials(answers):
+        return None
+    return recipe_credentials(answers, lambda ref, field_name, _what: secret(ctx, ref, field_name))
 
 
 def make_bucket(ctx: CheckContext, answers: CaiAnswers, endpoint: str, bucket: str, timeout: float) -> oss2.Bucket:
-    """An oss2 Bucket with the recipe's credentials (STS when a session token is given; anonymous without keys).
-
-    Raises :class:`SecretProblem` when a secret reference cannot be resolved."""
-    import oss2
-
-    auth: Any
-    if has_credentials(answers):
-        ak = secret(ctx, answers.oss.access_key_id, "answers.oss.access_key_id")
-        sk = secret(ctx, answers.oss.access_key_secret, "answers.oss.access_key_secret")
-        if answers.oss.session_token is not None:
-            token = secret(ctx, answers.oss.session_token, "answers.oss.session_token")
-            auth = oss2.StsAuth(ak, sk, token)
-        else:
-            auth = oss2.Auth(ak, sk)
-    else:
-        auth = oss2.AnonymousAuth()
-    session = oss2.Session()
-    session.session.trust_env = not is_loopback_host(host_port(endpoint)[0])
-    return oss2.Bucket(auth, endpoint, bucket, session=session, connect_timeout=max(0.5, timeout))
+    """The bucket the actions would use (:func:`cai_tui.clients.oss.make_bucket`: the same signature version, STS
+    when a session token is given; anonymous without keys), with the check's deadline."""
+    return client_bucket(
+        endpoint, bucket, _credentials(ctx, answers), region=str(answers.oss.region), timeout=max(0.5, timeout)
+    )
 
 
 def make_service(ctx: CheckContext, answers: CaiAnswers, endpoint: str, timeout: float) -> oss2.Service:
-    import oss2
-
-    ak = secret(ctx, answers.oss.access_key_id, "answers.oss.access_key_id")
-    sk = secret(ctx, answers.oss.access_key_secret, "answers.oss.access_key_secret")
-    auth: Any = (
-        oss2.StsAuth(ak, sk, secret(ctx, answers.oss.session_token, "answers.oss.session_token"))
-        if answers.oss.session_token is not None
-        else oss2.Auth(ak, sk)
-    )
-    session = oss2.Session()
-    session.session.trust_env = not is_loopback_host(host_port(endpoint)[0])
-    return oss2.Service(auth, endpoint, session=session, connect_timeout=max(0.5, timeout))
+    creds = _credentials(ctx, answers)
+    assert creds is not None  # oss.credentials asks the service only with keys
+    return client_service(endpoint, creds, region=str(answers.oss.region), timeout=max(0.5, timeout))
 
 
 @dataclass
@@ -314,6 +306,8 @@ async def oss_endpoint(ctx: CheckContext) -> Result:
         return skip  # type: ignore[return-value]
     plan = await endpoint_plan(ctx, answers)
     evidence = [ev(ctx, plan.configured, "answers.oss.endpoint (MODEL_OSS_ENDPOINT)"), *plan.evidence]
+    if plan.timed_out:
+        return timed_out(ctx, f"resolving {plan.timed_out}", plan.deadline, evidence)
     if plan.error:
         internal = "-internal" in plan.configured
         text = (
@@ -324,10 +318,13 @@ async def oss_endpoint(ctx: CheckContext) -> Result:
         )
         return make(ctx, "fail", plan.error, evidence, ("oss-unreachable", text))
     host, port = host_port(plan.endpoint)
+    deadline = net_timeout(ctx, 0.5)
     try:
-        secs = await tcp_connect(host, port, net_timeout(ctx, 0.5))
+        secs = await tcp_connect(host, port, deadline)
     except (OSError, asyncio.TimeoutError) as exc:
         evidence.append(ev(ctx, describe_os_error(exc), f"TCP connect {host}:{port}"))
+        if is_timeout(exc):
+            return timed_out(ctx, f"connecting to {host}:{port}", deadline, evidence, effective_endpoint=plan.endpoint)
         return make(
             ctx,
             "fail",

@@ -17,11 +17,15 @@ from .common import (
     cai_answers,
     describe_os_error,
     ev,
+    ip_literal,
     is_loopback_host,
+    is_timeout,
     make,
     net_timeout,
     no_recipe,
     resolve,
+    resolve_timeout,
+    timed_out,
 )
 from .registry import check
 
@@ -63,7 +67,7 @@ def _verify(trustee: TrusteeAnswers) -> bool | str:
 
 
 def _base(trustee: TrusteeAnswers) -> str:
-    return str(trustee.url).rstrip("/")
+    return str(trustee.url)  # the model holds it without a trailing slash
 
 
 def _clip(text: str, n: int = 300) -> str:
@@ -97,10 +101,13 @@ async def trustee_url(ctx: CheckContext) -> Result:
         )
     host = parts.hostname
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    deadline = resolve_timeout(ctx, 0.8)
     try:
-        addrs = await resolve(host, port, net_timeout(ctx))
+        addrs = await resolve(host, port, deadline)
     except (OSError, asyncio.TimeoutError) as exc:
         evidence.append(ev(ctx, f"{host}: {describe_os_error(exc)}", f"getaddrinfo({host!r}, {port})"))
+        if is_timeout(exc):
+            return timed_out(ctx, f"resolving the Trustee host {host}", deadline, evidence)
         return make(
             ctx,
             "fail",
@@ -112,7 +119,12 @@ async def trustee_url(ctx: CheckContext) -> Result:
                 "and check DNS on this machine.",
             ),
         )
-    evidence.append(ev(ctx, f"{host} → {', '.join(addrs)}", f"getaddrinfo({host!r}, {port})"))
+    literal = ip_literal(host) is not None
+    evidence.append(
+        ev(ctx, f"{host} is an IP address (nothing to resolve)", source)
+        if literal
+        else ev(ctx, f"{host} → {', '.join(addrs)}", f"getaddrinfo({host!r}, {port})")
+    )
     warnings: list[str] = []
     if parts.scheme == "http" and not is_loopback_host(host):
         warnings.append(
@@ -136,7 +148,8 @@ async def trustee_url(ctx: CheckContext) -> Result:
             addresses=addrs,
         )
     note = " (loopback: plain http stays on this machine)" if parts.scheme == "http" else ""
-    return make(ctx, "pass", f"{host} resolves to {', '.join(addrs)}{note}", evidence, addresses=addrs)
+    said = f"{host} is an IP address" if literal else f"{host} resolves to {', '.join(addrs)}"
+    return make(ctx, "pass", f"{said}{note}", evidence, addresses=addrs)
 
 
 # --------------------------------------------------------------------------------------------- trustee.auth_nonce

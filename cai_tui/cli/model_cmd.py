@@ -294,7 +294,7 @@ def upload(
         state_root,
         upload_tree,
     )
-    from ..actions.oss_client import OssActionError, OssInputError, bucket_from_recipe, parse_oss_url
+    from ..clients.oss import OssActionError, OssInputError, bucket_from_recipe, parse_oss_url
     from ..events import Cancelled
 
     loaded = _up_recipe(recipe)
@@ -416,7 +416,7 @@ def bucket_policy(
     Exit codes: 0 shown or applied (or already in place), 2 bad input, an OSS error, or not confirmed.
     """
     from ..actions.bucket_policy import apply_policy, preview_policy, render_bucket_policy
-    from ..actions.oss_client import OssActionError, OssInputError, bucket_from_recipe
+    from ..clients.oss import OssActionError, OssInputError, bucket_from_recipe
     from ..recipe.types import parse_bucket_path
 
     loaded = _up_recipe(recipe)

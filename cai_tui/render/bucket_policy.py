@@ -1,4 +1,4 @@
-"""CAI-4.1: the bucket policy for the instance — a thin renderer over :mod:`cai_tui.actions.bucket_policy`."""
+"""CAI-4.1: the bucket policy for the instance — a thin renderer over :mod:`cai_tui.clients.oss_policy`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ class BucketPolicy(Renderer):
     mode = 0o644
 
     def render(self, recipe: CaiRecipe, *, resolve: bool = False, prompt: Prompter | None = None) -> Rendered:
-        from ..actions.bucket_policy import render_bucket_policy
-        from ..actions.oss_client import OssInputError
+        from ..clients.oss import OssInputError
+        from ..clients.oss_policy import render_bucket_policy
 
         self._check_flow(recipe)
         a = recipe.answers

@@ -191,3 +191,17 @@ def test_no_trustee_url_skips(lab: Any, tmp_path: Path) -> None:
     out = run(recipe, TRUSTEE)
     assert {o.result.status for o in out.values()} == {"skip"}
     assert "trustee.url is not set" in out["trustee.url"].result.summary
+
+
+def test_a_trailing_slash_on_the_url_changes_no_request(lab: Any, tmp_path: Path) -> None:
+    def slashed(doc: dict[str, Any]) -> None:
+        doc["answers"]["trustee"]["url"] = str(doc["answers"]["trustee"]["url"]) + "//"
+
+    def requests(recipe: Any) -> list[tuple[str, str, list[str]]]:
+        out = run(recipe, TRUSTEE)
+        return [(cid, o.result.status, [e.source for e in o.result.evidence]) for cid, o in sorted(out.items())]
+
+    plain = requests(lab_recipe(lab, tmp_path))
+    assert plain == requests(lab_recipe(lab, tmp_path, slashed))
+    assert all(status == "pass" for _, status, _ in plain)
+    assert not any("//as" in s or "//kbs" in s for _, _, sources in plain for s in sources)

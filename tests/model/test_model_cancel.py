@@ -122,7 +122,7 @@ def test_cancelled_fuse_encryption_unmounts_and_is_redone(
 
 # ------------------------------------------------------------------------------------------------ upload
 def _bucket(lab: Any) -> Any:
-    from cai_tui.actions.oss_client import Credentials, make_bucket
+    from cai_tui.clients.oss import Credentials, make_bucket
 
     k = lab.keys
     return make_bucket(

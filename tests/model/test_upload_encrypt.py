@@ -52,7 +52,7 @@ def pw(tmp_path: Path) -> Path:
 
 
 def owner_bucket(lab: Any) -> Any:
-    from cai_tui.actions.oss_client import Credentials, make_bucket
+    from cai_tui.clients.oss import Credentials, make_bucket
 
     k = lab.keys
     return make_bucket(
@@ -216,7 +216,7 @@ def test_encrypted_upload_refuses_a_non_empty_prefix(lab: Any, tree: Path, tmp_p
 
 def test_resume_with_another_password_is_refused(lab: Any, tree: Path, tmp_path: Path) -> None:
     from cai_tui.actions.model_upload import UploadInputError, UploadOptions, upload_tree
-    from cai_tui.actions.oss_client import OssActionError
+    from cai_tui.clients.oss import OssActionError
 
     bucket = owner_bucket(lab)
     state = tmp_path / "state"

@@ -86,7 +86,7 @@ BUCKET = "policy-test"  # a bucket of its own: the lab seeds lab-models with the
 
 
 def bucket_with(lab: Any, access_key_id: str, secret: str) -> Any:
-    from cai_tui.actions.oss_client import Credentials, make_bucket
+    from cai_tui.clients.oss import Credentials, make_bucket
 
     lab.oss_lab.create_bucket(BUCKET)  # owned by LAB_UID; a no-op when it exists
     return make_bucket(lab.oss_endpoint, BUCKET, Credentials(access_key_id, secret), region="cn-lab", timeout=5)
@@ -131,7 +131,7 @@ def test_the_lab_accepts_what_is_rendered(lab: Any) -> None:
 )
 def test_render_rejects_bad_input(kwargs: dict[str, Any], message: str) -> None:
     from cai_tui.actions.bucket_policy import render_bucket_policy
-    from cai_tui.actions.oss_client import OssInputError
+    from cai_tui.clients.oss import OssInputError
 
     with pytest.raises(OssInputError, match=message):
         render_bucket_policy("examplebucket", **kwargs)

@@ -82,7 +82,7 @@ def tree(tmp_path: Path) -> Path:
 
 
 def owner_bucket(lab: Any) -> Any:
-    from cai_tui.actions.oss_client import Credentials, make_bucket
+    from cai_tui.clients.oss import Credentials, make_bucket
 
     k = lab.keys
     return make_bucket(

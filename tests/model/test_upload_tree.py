@@ -43,7 +43,7 @@ def tree(tmp_path: Path) -> Path:
 
 
 def owner_bucket(lab: Any) -> Any:
-    from cai_tui.actions.oss_client import Credentials, make_bucket
+    from cai_tui.clients.oss import Credentials, make_bucket
 
     k = lab.keys
     return make_bucket(
@@ -214,7 +214,7 @@ def test_symlinked_directory_is_refused(lab: Any, tree: Path, home: Path) -> Non
     ],
 )
 def test_oss_errors_map_to_one_clear_message(lab: Any, fault: str, status: int, code: str, faq: str, fix: str) -> None:
-    from cai_tui.actions.oss_client import OssActionError, oss_errors
+    from cai_tui.clients.oss import OssActionError, oss_errors
 
     bucket = owner_bucket(lab)
     lab.faults.set(fault, True)
@@ -227,7 +227,7 @@ def test_oss_errors_map_to_one_clear_message(lab: Any, fault: str, status: int, 
 
 
 def test_unknown_key_and_expired_token_are_named(lab: Any) -> None:
-    from cai_tui.actions.oss_client import Credentials, OssActionError, make_bucket, oss_errors
+    from cai_tui.clients.oss import Credentials, OssActionError, make_bucket, oss_errors
 
     k = lab.keys
     wrong = make_bucket(lab.oss_endpoint, "lab-models", Credentials("LTAI5tNoSuchKey00000", "x" * 30), region="cn-lab")
@@ -249,7 +249,7 @@ def test_unknown_key_and_expired_token_are_named(lab: Any) -> None:
 
 
 def test_v1_signatures_work_too(lab: Any) -> None:
-    from cai_tui.actions.oss_client import Credentials, make_bucket
+    from cai_tui.clients.oss import Credentials, make_bucket
 
     k = lab.keys
     v1 = make_bucket(
@@ -267,7 +267,7 @@ def test_v1_signatures_work_too(lab: Any) -> None:
 def test_stalled_body_and_refused_connection_are_network_errors(lab: Any) -> None:
     import socket
 
-    from cai_tui.actions.oss_client import Credentials, OssActionError, make_bucket, oss_errors
+    from cai_tui.clients.oss import Credentials, OssActionError, make_bucket, oss_errors
 
     k = lab.keys
     creds = Credentials(k.oss_access_key_id, k.oss_access_key_secret)
@@ -295,7 +295,7 @@ def test_internal_endpoint_dns_failure_says_to_use_the_public_one() -> None:
     import oss2
     import requests
 
-    from cai_tui.actions.oss_client import map_oss_error
+    from cai_tui.clients.oss import map_oss_error
 
     cause = requests.exceptions.ConnectionError("Failed to resolve: [Errno -2] Name or service not known")
     err = map_oss_error(
@@ -306,7 +306,7 @@ def test_internal_endpoint_dns_failure_says_to_use_the_public_one() -> None:
 
 
 def test_parse_oss_url() -> None:
-    from cai_tui.actions.oss_client import OssInputError, parse_oss_url
+    from cai_tui.clients.oss import OssInputError, parse_oss_url
 
     assert parse_oss_url("oss://examplebucket/qwen-encrypted") == ("examplebucket", "qwen-encrypted/")
     assert parse_oss_url("oss://examplebucket/a/b/") == ("examplebucket", "a/b/")

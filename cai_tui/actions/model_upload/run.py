@@ -8,8 +8,8 @@ import json
 import os
 import time
 
+from ...clients.oss import OssActionError, is_oss_error, map_oss_error, oss_errors
 from ...events import note
-from ..oss_client import OssActionError, is_oss_error, map_oss_error, oss_errors
 from .manifest import _ManifestHasher
 from .objects import _Obj, _Progress
 from .options import MANIFEST_NAME, SOURCE, UploadInputError

@@ -9,8 +9,8 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from ...clients.oss import OssActionError
 from ...events import NEVER, Cancelled, CancelToken, EventSink
-from ..oss_client import OssActionError
 from .journal import Journal
 from .manifest import _ManifestHasher
 from .objects import _Obj

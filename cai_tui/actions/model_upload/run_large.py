@@ -8,7 +8,7 @@ import os
 import threading
 from typing import Any
 
-from ..oss_client import OssActionError, oss_errors
+from ...clients.oss import OssActionError, oss_errors
 from .objects import _Obj, _Progress
 from .options import MAX_PARTS, UploadInputError
 from .run_base import _RunBase

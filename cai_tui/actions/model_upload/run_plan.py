@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ..oss_client import oss_errors
+from ...clients.oss import oss_errors
 from .journal import JournalState
 from .objects import _Obj
 from .options import MANIFEST_NAME, UploadInputError

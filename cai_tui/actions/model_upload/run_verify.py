@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ..oss_client import oss_errors
+from ...clients.oss import oss_errors
 from .objects import _Obj, _Progress
 from .report import Mismatch
 from .run_base import _RunBase

@@ -28,7 +28,7 @@ def upload_tree(
     """Upload (and verify) ``src_dir`` to ``prefix`` of ``bucket`` (an :class:`oss2.Bucket`); see the module docstring.
 
     Raises :class:`UploadInputError` (nothing or nothing more uploaded; fix the input) and
-    :class:`~cai_tui.actions.oss_client.OssActionError` (OSS refused or was unreachable; re-run to resume) and
+    :class:`~cai_tui.clients.oss.OssActionError` (OSS refused or was unreachable; re-run to resume) and
     :class:`~cai_tui.events.Cancelled` (``cancel`` was set; re-run to resume). A report with problems means
     verification failed.
     """

@@ -1,7 +1,10 @@
-"""oss2 clients built from a recipe, and one error type for everything OSS (or the way to it) can answer.
+"""The OSS client: oss2 buckets and services built from a recipe, and one error type for everything OSS (or the way
+to it) can answer.
 
-Every action that talks to OSS (upload, bucket policy) builds its :class:`oss2.Bucket` here and wraps its calls in
-:func:`oss_errors`, so a user sees one clear sentence naming the fix (and an FAQ id), never an oss2 traceback.
+Every action that talks to OSS (upload, bucket policy) and every OSS check builds its :class:`oss2.Bucket` (or
+:class:`oss2.Service`) here, signed the one way :func:`make_auth` chooses (V4 by default), so a check cannot disagree
+with the action it verifies. Actions wrap their calls in :func:`oss_errors`, so a user sees one clear sentence naming
+the fix (and an FAQ id), never an oss2 traceback.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import oss2
 
     from ..recipe.cai import CaiAnswers
 
 DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_AUTH_VERSION = "v4"  # the signature every OSS client of cai-tui sends (V1 only when asked for)
 
 
 class OssActionError(Exception):
@@ -91,10 +97,20 @@ class Credentials:
     session_token: str | None = None
 
 
-def recipe_credentials(answers: CaiAnswers) -> Credentials:
-    """Resolve the recipe's OSS secrets (they join the redaction set); :class:`OssInputError` when missing."""
-    from ..recipe import SecretUnavailable, resolve_secret
+def _resolve_with_recipe(ref: Any, field_name: str, what: str) -> str:
+    from ..recipe import resolve_secret
 
+    return resolve_secret(ref, field=field_name, what=what)
+
+
+def recipe_credentials(answers: CaiAnswers, resolve: Callable[[Any, str, str], str] | None = None) -> Credentials:
+    """Resolve the recipe's OSS secrets (they join the redaction set); :class:`OssInputError` when missing.
+
+    ``resolve(reference, field, what)`` resolves one reference (the checks pass their context's, which reports an
+    unresolvable one as ``unknown``); by default the recipe's own resolver."""
+    from ..recipe import SecretUnavailable
+
+    get = resolve or _resolve_with_recipe
     oss = answers.oss
     if oss.access_key_id is None or oss.access_key_secret is None:
         raise OssInputError(
@@ -102,31 +118,64 @@ def recipe_credentials(answers: CaiAnswers) -> Credentials:
             "(references such as file:~/.config/cai-tui/oss_ak), plus answers.oss.session_token for STS"
         )
     try:
-        ak = resolve_secret(oss.access_key_id, field="answers.oss.access_key_id", what="AccessKey ID")
-        sk = resolve_secret(oss.access_key_secret, field="answers.oss.access_key_secret", what="AccessKey secret")
+        ak = get(oss.access_key_id, "answers.oss.access_key_id", "AccessKey ID")
+        sk = get(oss.access_key_secret, "answers.oss.access_key_secret", "AccessKey secret")
         token = (
-            resolve_secret(oss.session_token, field="answers.oss.session_token", what="STS token")
-            if oss.session_token is not None
-            else None
+            get(oss.session_token, "answers.oss.session_token", "STS token") if oss.session_token is not None else None
         )
     except SecretUnavailable as exc:
         raise OssInputError(str(exc)) from None
     return Credentials(ak.strip(), sk.strip(), token.strip() if token else None)
 
 
+def has_credentials(answers: CaiAnswers) -> bool:
+    return answers.oss.access_key_id is not None and answers.oss.access_key_secret is not None
+
+
+def make_auth(credentials: Credentials | None, *, region: str | None, auth_version: str = DEFAULT_AUTH_VERSION) -> Any:
+    """The one signing choice: V4 (which needs ``region``) unless ``auth_version="v1"``; STS when the credentials carry
+    a token; anonymous without credentials."""
+    import oss2
+
+    if auth_version not in ("v1", "v4"):
+        raise OssInputError(f"auth version must be v1 or v4, not {auth_version!r}")
+    if credentials is None:
+        return oss2.AnonymousAuth()
+    if auth_version == "v4" and not region:
+        raise OssInputError("V4 signatures need the OSS region (answers.oss.region), or use V1 signatures")
+    version = oss2.AUTH_VERSION_4 if auth_version == "v4" else oss2.AUTH_VERSION_1
+    if credentials.session_token:
+        return oss2.StsAuth(
+            credentials.access_key_id, credentials.access_key_secret, credentials.session_token, auth_version=version
+        )
+    if version == oss2.AUTH_VERSION_4:
+        return oss2.AuthV4(credentials.access_key_id, credentials.access_key_secret)
+    return oss2.Auth(credentials.access_key_id, credentials.access_key_secret)
+
+
+def _session(endpoint: str, pool_size: int = 10) -> Any:
+    import oss2
+
+    session = oss2.Session(pool_size=max(10, pool_size))
+    host = urlsplit(endpoint).hostname or ""
+    session.session.trust_env = not is_loopback_host(host)  # never send loopback traffic through a proxy
+    return session
+
+
 def make_bucket(
     endpoint: str,
     bucket_name: str,
-    credentials: Credentials,
+    credentials: Credentials | None,
     *,
     region: str | None,
     timeout: float = DEFAULT_TIMEOUT_S,
-    auth_version: str = "v4",
+    auth_version: str = DEFAULT_AUTH_VERSION,
     pool_size: int = 10,
     enable_crc: bool = False,
 ) -> oss2.Bucket:
-    """An :class:`oss2.Bucket`. V4 signatures need ``region``; ``auth_version="v1"`` is the fallback for endpoints
-    (or proxies) that only speak V1. IP and ``localhost`` endpoints are path-style (oss2 does that by itself).
+    """An :class:`oss2.Bucket` signed by :func:`make_auth` (anonymous when ``credentials`` is None). V4 signatures
+    need ``region``; ``auth_version="v1"`` is the fallback for endpoints (or proxies) that only speak V1. IP and
+    ``localhost`` endpoints are path-style (oss2 does that by itself).
 
     oss2's own CRC-64 pass over every request body is off by default: the upload computes the CRC-64 of what it
     sends once and compares it with the one OSS returns for every object (and part), so a second pass only costs
@@ -134,31 +183,37 @@ def make_bucket(
     import oss2
 
     _quiet_oss2_logging()
-    if auth_version not in ("v1", "v4"):
-        raise OssInputError(f"auth version must be v1 or v4, not {auth_version!r}")
-    if auth_version == "v4" and not region:
-        raise OssInputError("V4 signatures need the OSS region (answers.oss.region), or use V1 signatures")
-    version = oss2.AUTH_VERSION_4 if auth_version == "v4" else oss2.AUTH_VERSION_1
-    auth: Any
-    if credentials.session_token:
-        auth = oss2.StsAuth(
-            credentials.access_key_id, credentials.access_key_secret, credentials.session_token, auth_version=version
-        )
-    elif version == oss2.AUTH_VERSION_4:
-        auth = oss2.AuthV4(credentials.access_key_id, credentials.access_key_secret)
-    else:
-        auth = oss2.Auth(credentials.access_key_id, credentials.access_key_secret)
-    session = oss2.Session(pool_size=max(10, pool_size))
-    host = urlsplit(endpoint).hostname or ""
-    session.session.trust_env = not is_loopback_host(host)  # never send loopback traffic through a proxy
+    auth = make_auth(credentials, region=region, auth_version=auth_version)
     return oss2.Bucket(
         auth,
         endpoint,
         bucket_name,
-        session=session,
+        session=_session(endpoint, pool_size),
         connect_timeout=timeout,
         region=region if auth_version == "v4" else None,
         enable_crc=enable_crc,
+    )
+
+
+def make_service(
+    endpoint: str,
+    credentials: Credentials,
+    *,
+    region: str | None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    auth_version: str = DEFAULT_AUTH_VERSION,
+) -> oss2.Service:
+    """An :class:`oss2.Service` (ListBuckets) signed as :func:`make_bucket` signs."""
+    import oss2
+
+    _quiet_oss2_logging()
+    auth = make_auth(credentials, region=region, auth_version=auth_version)
+    return oss2.Service(
+        auth,
+        endpoint,
+        session=_session(endpoint),
+        connect_timeout=timeout,
+        region=region if auth_version == "v4" else None,
     )
 
 
@@ -178,7 +233,7 @@ def bucket_from_recipe(
     bucket_name: str,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
-    auth_version: str = "v4",
+    auth_version: str = DEFAULT_AUTH_VERSION,
     pool_size: int = 10,
 ) -> oss2.Bucket:
     return make_bucket(
