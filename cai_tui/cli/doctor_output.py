@@ -166,7 +166,7 @@ class LivePrinter:
         table = Table(show_header=False, expand=True, box=None, pad_edge=False)
         table.add_column("", width=1, no_wrap=True)
         table.add_column("check", style="bold", no_wrap=True, width=self.check_width)
-        table.add_column("result", ratio=1)
+        table.add_column("result", ratio=1, overflow="fold")  # a long word (a URL, a CJK run) folds, never cut
         table.add_column("target", style="dim", no_wrap=True, width=self.target_width)
         table.add_row(
             f"[{STYLES.get(r.status, '')}]{SYMBOLS.get(r.status, '?')}[/]",
@@ -183,7 +183,7 @@ class LivePrinter:
                 self.land(o)
         if self.stage is not None:
             self.console.print()
-        self.console.print(summary_line(outcomes, verdict, self.lang), markup=False)
+        self.console.print(summary_line(outcomes, verdict, self.lang), markup=False, soft_wrap=True)  # one line
         self._flush()
 
 
