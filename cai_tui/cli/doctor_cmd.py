@@ -56,7 +56,10 @@ def doctor_command(
         None, "--captures", help="With --hosts: keep each host's capture in DIR/<host> (doctor --sysroot reads it)."
     ),
     lang: str = typer.Option(
-        "en", "--lang", help="Language of the report (stage titles, FAQ fixes, summary): en or zh."
+        "en",
+        "--lang",
+        help="Language of the report (stage titles, FAQ fixes, the summary): en or zh. --json and --hosts keep "
+        "their documents as they are.",
     ),
 ) -> None:
     """Diagnose a set-up: Trustee, OSS, KMS, the model, the instance."""
