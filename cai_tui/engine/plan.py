@@ -37,14 +37,24 @@ def _value(loaded: LoadedRecipe, path: str) -> Any:
     return Draft(loaded).value(path)
 
 
-def applies(step: Step, loaded: LoadedRecipe) -> str:
-    """'' when the step applies to the recipe, else why not (``when:`` of the stage spec)."""
+def unmet(step: Step, loaded: LoadedRecipe) -> tuple[str, list[str], str] | None:
+    """The first ``when:`` condition of the step the recipe does not meet, as (path, wanted values, the recipe's
+    value or ''); None when the step applies."""
     for path, wanted in step.when.items():
         value = _value(loaded, path)
         text = "" if value is None else str(value)
         if text not in wanted:
-            return f"for {' or '.join(wanted)} ({path} is {text or 'unset'})"
-    return ""
+            return path, list(wanted), text
+    return None
+
+
+def applies(step: Step, loaded: LoadedRecipe) -> str:
+    """'' when the step applies to the recipe, else why not (``when:`` of the stage spec)."""
+    miss = unmet(step, loaded)
+    if miss is None:
+        return ""
+    path, wanted, text = miss
+    return f"for {' or '.join(wanted)} ({path} is {text or 'unset'})"
 
 
 def fill(command: str, loaded: LoadedRecipe) -> tuple[str, list[str]]:
@@ -276,4 +286,4 @@ def select_stages(flow_stages: list[StageSpec], *, start: str | None, only: list
     return chosen
 
 
-__all__ = ["ON_FAILURE", "PlanError", "applies", "fill", "plan_flow", "plan_stage", "select_stages"]
+__all__ = ["ON_FAILURE", "PlanError", "applies", "fill", "plan_flow", "plan_stage", "select_stages", "unmet"]

@@ -129,9 +129,10 @@ async def test_encrypt_stage_shows_the_planned_command_for_the_lab_recipe() -> N
     recipe = str(ROOT / "recipes" / "lab-demo.yaml")
     assert "runs: " + shlex.join(["cai-tui", "recipe", "validate", recipe]) in shown  # CAI-1.2
     assert "runs: " + shlex.join(["cai-tui", "tools", "key-file", "--recipe", recipe]) in shown  # CAI-1.4
-    # CAI-1.2, CAI-1.4, and model.encrypt of both CAI-1.5 and CAI-1.6; model.install_gocryptfs has nothing to run for
-    # the native engine
-    assert shown.count("runs: ") == 4
+    # CAI-1.2, CAI-1.4 and CAI-1.5's model.encrypt; model.install_gocryptfs has nothing to run for the native engine,
+    # and CAI-1.6 (Sam) does not apply to this gocryptfs recipe, so it offers nothing
+    assert shown.count("runs: ") == 3
+    assert "not for this recipe: this step is for sam (model.encryption_method is gocryptfs)" in shown
 
 
 async def test_no_planned_commands_without_a_recipe() -> None:

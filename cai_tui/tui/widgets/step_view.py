@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from ...actions import registry
 from ...stages.spec import Doer, Manual, StageSpec, Step
-from ..i18n import t
+from ..i18n import role, t
 from ..text import command_lines, reflow
 
 
@@ -31,11 +31,15 @@ class StepView(Vertical):
         )
         yield Static(reflow(self.step.guidance.get(lang)), classes="step-guidance", markup=False)
         yield Static(Content.styled(t("do", lang), "bold"), classes="step-do-head")
+        why_not = self._not_applicable()
+        if why_not:  # the step's when: is false for this recipe: shown, but nothing of it is offered to run
+            yield Static(Content.styled(why_not, "italic $text-warning"), classes="step-not-applicable")
+            self.add_class("-not-applicable")
         for doer in self.step.do:
             yield Static(doer_content(doer, lang), classes="step-do")
-            for planned in self._plan(doer):
+            for planned in [] if why_not else self._plan(doer):
                 yield Static(
-                    Content.styled("runs: " + shlex.join(planned.argv), "$text-secondary"),
+                    Content.styled(t("runs", lang) + shlex.join(planned.argv), "$text-secondary"),
                     classes="step-command step-runs",
                 )
                 for note in planned.notes:
@@ -46,6 +50,28 @@ class StepView(Vertical):
                     classes="step-command",
                 )
         yield Static(self._verify(), classes="step-verify")
+
+    def _not_applicable(self) -> str:
+        """Why the step does not apply to the loaded recipe (its ``when:``), or '' (it applies, or no recipe)."""
+        if self.loaded is None or not self.step.when:
+            return ""
+        from ...engine.plan import unmet
+        from ...recipe.problems import RecipeError
+
+        try:
+            miss = unmet(self.step, self.loaded)
+        except RecipeError:  # a when: path the recipe's model lacks (an odd spec): shown as applying
+            return ""
+        if miss is None:
+            return ""
+        path, wanted, value = miss
+        return t(
+            "step_not_applicable",
+            self.lang,
+            wanted=" / ".join(wanted),
+            path=path,
+            value=value or t("unset", self.lang),
+        )
 
     def _plan(self, doer: Doer) -> list[registry.PlanStep]:
         """The registered action's steps for the loaded recipe; none when either is missing (read-only display)."""
@@ -94,4 +120,4 @@ def doer_content(doer: Doer, lang: str) -> Content:
         return Content.assemble("• ", t("action", lang), " ", (doer.action, "$text-primary"))
     if doer.artifact:
         return Content.assemble("• ", t("artifact", lang), " ", (doer.artifact, "$text-primary"))
-    return Content("• " + (t("command_on", lang, where=doer.where) if doer.where else t("command", lang)))
+    return Content("• " + (t("command_on", lang, where=role(doer.where, lang)) if doer.where else t("command", lang)))
