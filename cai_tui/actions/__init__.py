@@ -24,3 +24,11 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def human_rate(n_bytes: float, seconds: float) -> str:
+    """The average rate of ``n_bytes`` moved in ``seconds``, in the unit that shows it: ``331477, 0.8`` →
+    ``404.6 KiB/s`` (never a ``0 MB/s`` for a small, quick transfer); ``?`` without a duration."""
+    if seconds <= 0:
+        return "? B/s"
+    return f"{human_bytes(n_bytes / seconds)}/s"

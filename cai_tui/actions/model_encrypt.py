@@ -38,7 +38,7 @@ from typing import Any
 
 from ..events import NEVER, Cancelled, CancelToken, EventSink, labelled, note
 from ..events import progress as progress_event
-from . import ActionError, human_bytes
+from . import ActionError, human_bytes, human_rate
 from .model_manifest import MANIFEST_NAME, MARKER_NAME, build_manifest, manifest_bytes
 
 MAX_PASSWORD_LEN = 2048  # as gocryptfs -passfile
@@ -155,6 +155,11 @@ class EncryptResult:
     @property
     def mb_per_s(self) -> float:
         return self.plain_bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+    @property
+    def rate(self) -> str:
+        """The average rate over the whole run, for a person (``404.6 KiB/s``)."""
+        return human_rate(self.plain_bytes, self.seconds)
 
 
 class _Hasher:

@@ -56,6 +56,8 @@ class _Plain:
 
     def line(self, event: Event, now: float, interval: float) -> str | None:
         done, total, unit = event.done or 0, event.total, event.unit
+        if total is not None and done > total:  # an estimate that fell short: the real amount is at least done
+            total = done
         if self.first is None:
             self.first = (now, done)
         last = total is not None and done >= total
@@ -160,10 +162,12 @@ class EventsView:
         files = event.data.get("files_total")
         extra = f"{event.data.get('files_done')}/{files} files" if files is not None else ""
         fields = {"unit": event.unit, "path": self._redact(event.text)[-40:], "extra": extra}
+        done = event.done or 0
+        total = max(event.total, done) if event.total is not None else None  # never shown as done > total
         if task is None:
-            self._tasks[key] = bar.add_task(key, total=event.total, completed=event.done or 0, **fields)
+            self._tasks[key] = bar.add_task(key, total=total, completed=done, **fields)
         else:
-            bar.update(task, total=event.total, completed=event.done or 0, **fields)
+            bar.update(task, total=total, completed=done, **fields)
 
     def _start_bar(self) -> Any:
         """Started at the first progress event: no empty bar before an early error."""

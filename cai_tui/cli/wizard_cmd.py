@@ -6,6 +6,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 def run_wizard(*, lab: bool, recipe: str | None, lang: str, bare: bool = False) -> int:
@@ -37,11 +38,7 @@ def run_wizard(*, lab: bool, recipe: str | None, lang: str, bare: bool = False) 
         sys.stderr.write(f"cannot start the lab: {e}\n")
         return 2
     try:
-        sys.stderr.write(
-            f"lab running: Trustee {running.trustee_url}, OSS {running.oss_endpoint}, KMS {running.kms_endpoint}\n"
-            + (f"  {running.side_by_side_note}\n" if running.side_by_side_note else "")
-            + f"  recipe {running.recipe_path}\n  instance: {running.instance_info['message']}\n"
-        )
+        sys.stderr.write(lab_status(running))
         with _hangup_interrupts():
             return run_app(
                 lang=lang, recipe_path=recipe or str(running.recipe_path), lab_info=running.ready_info(), lab=running
@@ -50,6 +47,22 @@ def run_wizard(*, lab: bool, recipe: str | None, lang: str, bare: bool = False) 
         return 130
     finally:
         running.stop()
+        sys.stderr.write(lab_status(running))  # the "running" lines above stay on the terminal: say it stopped
+
+
+def lab_status(lab: Any) -> str:
+    """What the terminal says about the wizard's lab: its endpoints while it runs (written before the wizard opens),
+    and that it stopped once it has (written after the wizard closed, so the last word is true)."""
+    if lab.running:
+        return (
+            f"lab running: Trustee {lab.trustee_url}, OSS {lab.oss_endpoint}, KMS {lab.kms_endpoint}\n"
+            + (f"  {lab.side_by_side_note}\n" if lab.side_by_side_note else "")
+            + f"  recipe {lab.recipe_path}\n  instance: {lab.instance_info['message']}\n"
+        )
+    return (
+        f"lab stopped: Trustee, OSS and KMS are no longer served; its recipe {lab.recipe_path} stays "
+        "(`cai-tui --lab` starts the lab again)\n"
+    )
 
 
 @contextmanager

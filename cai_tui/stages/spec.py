@@ -136,7 +136,9 @@ class StageSpec(_Strict):
 
     @property
     def covers(self) -> list[str]:
-        return _unique(s.covers for s in self.steps)
+        """The procedure IDs the stage covers, in procedure order (KATA-1.1 before KATA-1.3, CAI-1.10 after
+        CAI-1.9), whatever order its steps are done in."""
+        return sorted(_unique(s.covers for s in self.steps), key=procedure_key)
 
     @property
     def actions(self) -> list[str]:
@@ -153,6 +155,18 @@ class StageSpec(_Strict):
     @property
     def field_paths(self) -> list[str]:
         return [f.path for f in self.fields]
+
+
+def procedure_key(step_id: str) -> tuple[str, int, tuple[int, ...]]:
+    """Sort key of a procedure ID in document order: the flow prefix, then the numbered steps by their numbers
+    (natural order), then the troubleshooting steps (F1, F2 …) after them."""
+    prefix, _, rest = step_id.partition("-")
+    if rest.startswith("F") and rest[1:].isdigit():
+        return prefix, 1, (int(rest[1:]),)
+    try:
+        return prefix, 0, tuple(int(n) for n in rest.split("."))
+    except ValueError:  # not an ID the model accepts; sorted last rather than failing
+        return prefix, 2, ()
 
 
 def _unique(items) -> list[str]:

@@ -77,7 +77,21 @@ STRINGS: dict[str, tuple[str, str]] = {
     "action": ("action", "操作"),
     "artifact": ("generates", "生成文件"),
     "command": ("run", "运行"),
-    "command_on": ("run on {where}", "在 {where} 上运行"),
+    "command_on": ("run on {where}", "在{where}上运行"),
+    "runs": ("runs: ", "执行："),
+    "step_not_applicable": (
+        "not for this recipe: this step is for {wanted} ({path} is {value}); nothing of it is run",
+        "不适用于本配方：此步骤仅用于 {wanted}（{path} 为 {value}），不会执行",
+    ),
+    "unset": ("unset", "未设置"),
+    # target roles (the recipe's targets: keys) as the stage texts name them
+    "role.workstation": ("workstation", "工作站"),
+    "role.instance": ("instance", "实例"),
+    "role.client": ("client", "客户端"),
+    "role.trustee_admin": ("trustee_admin", "Trustee 管理机"),
+    "role.host": ("host", "宿主机"),
+    "role.guest": ("guest", "机密虚拟机"),
+    "role.console": ("console", "控制台"),
     "list_sep": (", ", "、"),
     "not_set": ("not set", "未设置"),
     "default": ("default", "默认值"),
@@ -97,6 +111,13 @@ def t(key: str, lang: str, **fmt: Any) -> str:
     en, zh = STRINGS[key]
     text = zh if lang == "zh" else en
     return text.format(**fmt) if fmt else text
+
+
+def role(name: str, lang: str) -> str:
+    """A target role (``workstation``, ``instance`` …) in ``lang``; in English the recipe's own key, so it can be
+    looked up in ``targets:``; a role this table does not know is shown as it is."""
+    key = f"role.{name}"
+    return t(key, lang) if key in STRINGS else name
 
 
 def flow_title(flow: str, lang: str) -> str:

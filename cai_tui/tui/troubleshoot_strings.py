@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .i18n import add_strings
+from typing import Any
+
+from .i18n import add_strings, t
 
 add_strings(
     {
@@ -15,6 +17,15 @@ add_strings(
         "ts_reading": ("Reading the containers of {where}…", "正在读取 {where} 上的容器…"),
         "ts_where_project": ("project {project} on {engine}", "项目 {project}（{engine}）"),
         "ts_where_engine": ("the instance's Docker engine", "实例的 Docker 引擎"),
+        "ts_engine_local": (
+            "the local Docker engine (DOCKER_HOST or /var/run/docker.sock)",
+            "本机 Docker 引擎（DOCKER_HOST 或 /var/run/docker.sock）",
+        ),
+        "ts_engine_ssh": (
+            "the Docker engine of {name} (docker CLI over SSH)",
+            "{name} 的 Docker 引擎（经 SSH 调用 docker 命令）",
+        ),
+        "ts_engine_url": ("the Docker engine at {url}", "Docker 引擎 {url}"),
         "ts_head": ("Project {project} on {engine}: {summary}.", "项目 {project}（{engine}）：{summary}。"),
         "ts_summary_bad": ("{n} failing", "{n} 个失败"),
         "ts_summary_ok": ("nothing failing", "没有失败的容器"),
@@ -114,3 +125,13 @@ add_strings(
         "ts_bundle_failed": ("The support bundle was not written: {why}", "诊断包未生成：{why}"),
     }
 )
+
+
+def engine_words(url: str | None, via: Any, lang: str) -> str:
+    """The engine the troubleshooter asks, named in ``lang`` (as :func:`cai_tui.stackinfo.engine_name` in English):
+    over SSH to ``via``, at ``url``, or this machine's."""
+    if via is not None:
+        return t("ts_engine_ssh", lang, name=via.name)
+    if url:
+        return t("ts_engine_url", lang, url=url)
+    return t("ts_engine_local", lang)

@@ -203,6 +203,8 @@ def test_installed_wizard_with_lab_in_tmux(
         pytest.fail(f"the wizard did not exit after q; the terminal shows:\n{mux.screen()}")
     status = mux.pane_exit()
     assert status == 0, f"the wizard exited {status}; the terminal shows:\n{mux.history()}"
+    said = [line for line in mux.history().splitlines() if line.startswith("lab ")]
+    assert said and said[-1].startswith("lab stopped"), said  # not a "lab running: …" left as the last word
 
     # the lab went with it
     assert wait_until(lambda: not pids_with_env("CAI_TUI_HOME", str(home)), 10), describe(

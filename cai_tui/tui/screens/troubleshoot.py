@@ -17,9 +17,9 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
-from .. import troubleshoot_strings  # noqa: F401  (registers this screen's words)
 from ..i18n import t
 from ..troubleshoot_read import KataTask, StackReading, read_kata_task, read_stack, recipe_project, write_bundle
+from ..troubleshoot_strings import engine_words  # also registers this screen's words
 from ..widgets.container_detail import CONDITION_STYLE, SYMBOLS, ContainerDetail
 from .base import LocalizedScreen
 
@@ -137,8 +137,7 @@ class TroubleshootScreen(LocalizedScreen):
         self.run_worker(self._read(), group="ts-read", exclusive=True, exit_on_error=False)
 
     def _engine_words(self) -> tuple[str, str]:
-        """How the instance's engine is named, and the instance target's name (for messages)."""
-        from ...stackinfo import engine_name
+        """How the instance's engine is named (in the screen's language), and the instance target's name."""
         from ..troubleshoot_read import engine_of
 
         try:
@@ -147,7 +146,7 @@ class TroubleshootScreen(LocalizedScreen):
             return t("ts_where_engine", self.lang), "-"
         url, via = engine_of(targets)
         target = targets.get("instance")
-        return engine_name(url, via), target.name if target is not None else "local"
+        return engine_words(url, via, self.lang), target.name if target is not None else "local"
 
     async def _read(self) -> None:
         from ...recipe import REDACTOR
@@ -243,7 +242,8 @@ class TroubleshootScreen(LocalizedScreen):
             waiting = sum(1 for c in report.containers if c.condition == "waiting")
             if waiting:
                 summary += t("list_sep", lang) + t("ts_summary_waiting", lang, n=waiting)
-            parts.append(t("ts_head", lang, project=report.project, engine=report.engine, summary=summary))
+            engine, _ = self._engine_words()
+            parts.append(t("ts_head", lang, project=report.project, engine=engine, summary=summary))
             for n in report.notes:
                 parts += ["\n", (n, "$text-muted")]
         elif self.kata is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
@@ -38,6 +38,10 @@ from ..text import reflow
 if TYPE_CHECKING:
     from ...recipe.draft import Draft
     from ...recipe.problems import Problem
+
+# the label column (assets/tui/form.tcss: FieldEditor .field-label width and max-width)
+LABEL_WIDTH = 30
+LABEL_SHARE = 35  # percent of the field's width
 
 add_strings(
     {
@@ -191,6 +195,15 @@ class FieldEditor(Vertical):
             yield Static(reflow(self.spec.help.get(self.lang)), classes="field-help", markup=False)
         yield Static("", classes="field-message")
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._lay_out(event.size.width)
+
+    def _lay_out(self, width: int) -> None:
+        """The label beside the editor when it fits its column, else on a line of its own above it: a label folded
+        into a narrow column reads as one with the value beside it (``modelscope modelQwen/…`` at 80 columns)."""
+        column = min(LABEL_WIDTH, width * LABEL_SHARE // 100) - 1  # less the label's padding-right
+        self.set_class(self._label().cell_length > column, "-stacked")
+
     def on_mount(self) -> None:
         if self.problem is not None:
             self._refused(self.problem)
@@ -280,6 +293,7 @@ class FieldEditor(Vertical):
         self.applied = _shown(self.kind, current.text)
         self.is_default = current.is_default and current.text is not None  # unset is not a default
         self.query_one(".field-label", Static).update(self._label())
+        self._lay_out(self.size.width)
         if self.kind.kind == SECRET and self.applied:
             self.query_one(SecretPicker).show(self.applied)
         self._show(None)

@@ -102,7 +102,7 @@ class TransferBar(Horizontal):
         self.key, self.last = key, event
         self.add_class("-active")
         bar = self.query_one(ProgressBar)
-        bar.update(total=event.total, progress=event.done or 0)
+        bar.update(total=shown_total(event), progress=event.done or 0)
         self.query_one("#xfer-text", Static).update(self.describe())
 
     def describe(self) -> str:
@@ -111,10 +111,11 @@ class TransferBar(Horizontal):
             return ""
         meter = self.meters[self.key]
         what = " ".join(x for x in (event.source, event.text) if x)
+        total = shown_total(event)
         done = human(event.done or 0, event.unit)
-        amount = f"{done} / {human(event.total, event.unit)}" if event.total else done
+        amount = f"{done} / {human(total, event.unit)}" if total else done
         parts = [p for p in (what, amount) if p]
-        if event.total and (event.done or 0) >= event.total:
+        if total and (event.done or 0) >= total:
             parts.append(t("xfer_done", self.lang))
         else:
             rate = meter.rate
@@ -124,6 +125,14 @@ class TransferBar(Horizontal):
             if eta is not None:
                 parts.append(t("xfer_eta", self.lang, eta=clock(eta)))
         return " · ".join(parts)
+
+
+def shown_total(event: Event) -> int | None:
+    """The total a progress event is shown against: never less than what is done (a producer whose estimate fell
+    short, e.g. a manifest written after the model, shows the real amount rather than ``324.6/323.7 KiB``)."""
+    if not event.total:
+        return event.total
+    return max(event.total, event.done or 0)
 
 
 def _monotonic_at(event: Event) -> float:
