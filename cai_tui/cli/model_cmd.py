@@ -149,7 +149,7 @@ def _encrypt_gocryptfs(src: str, dst: str, password_file: str, engine: str, work
     how = f"native engine, {n} process(es)" if engine == "native" else f"FUSE engine, {result.gocryptfs_version}"
     _say(
         f"encrypted {result.src} → {result.dst} ({how}): {result.files} files, {human_bytes(result.plain_bytes)} in "
-        f"{result.seconds:.1f} s ({result.mb_per_s:.0f} MB/s); .cai-manifest.json inside ({result.manifest_files} files)"
+        f"{result.seconds:.1f} s ({result.rate}); .cai-manifest.json inside ({result.manifest_files} files)"
     )
     _say(
         "next: upload the folder's contents to OSS (CAI-1.7); store the password (the first line of "
@@ -285,7 +285,7 @@ def upload(
     stays until every object is verified. Shortcut without uploading: `cai-tui model use-public` (CAI-1.0).
     Exit codes: 0 uploaded and verified, 1 verification failed, 2 bad input or an OSS error, 130 interrupted.
     """
-    from ..actions import human_bytes
+    from ..actions import human_bytes, human_rate
     from ..actions.model_upload import (
         MiB,
         UploadInputError,
@@ -330,10 +330,10 @@ def upload(
         sys.stdout.flush()
         os._exit(EXIT_INTERRUPTED)  # do not wait for requests still in flight past the grace: the state is on disk
     mode = "encrypted with gocryptfs on the way" if report.encrypted else "as is"
-    rate = report.bytes_uploaded / report.seconds / 1e6 if report.seconds > 0 else 0.0
+    rate = human_rate(report.bytes_uploaded, report.seconds)
     _say(
         f"{where}: {report.files} file(s), {report.objects} object(s), {human_bytes(report.bytes_total)} ({mode}); "
-        f"uploaded {human_bytes(report.bytes_uploaded)} in {report.seconds:.1f} s ({rate:.0f} MB/s)"
+        f"uploaded {human_bytes(report.bytes_uploaded)} in {report.seconds:.1f} s ({rate})"
         + (f", {report.skipped} already there from an earlier run" if report.skipped else "")
     )
     for key in report.extras[:10]:
