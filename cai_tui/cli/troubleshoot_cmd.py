@@ -100,17 +100,15 @@ def run_troubleshoot(
 ) -> int:
 
     from ..recipe import REDACTOR
-    from ..troubleshoot import TroubleshootError, TroubleshootOptions, troubleshoot
+    from ..troubleshoot import InputError, TroubleshootError, TroubleshootOptions, troubleshoot
 
     name = "cai-tui troubleshoot"
-    if lang not in ("en", "zh"):
-        _err(f"{name}: --lang {lang}: en or zh")
-        return EXIT_USAGE
-    if tail < 1:
-        _err(f"{name}: --tail {tail}: a positive number of log lines")
-        return EXIT_USAGE
-    if not timeout > 0:
-        _err(f"{name}: --timeout must be a positive number of seconds, not {timeout:g}")
+    try:  # the options are checked once, here, before the recipe is read (the same check for every caller)
+        opts = TroubleshootOptions(
+            project=project, services=services, lang=lang, tail=tail, confirm=confirm, timeout=timeout
+        )
+    except InputError as e:
+        _err(f"{name}: {e}")
         return EXIT_USAGE
     loaded = None
     if recipe is not None:
@@ -124,16 +122,7 @@ def run_troubleshoot(
     except ValueError as e:
         _err(f"{name}: {e}")
         return EXIT_USAGE
-    opts = TroubleshootOptions(
-        loaded=loaded,
-        targets=built,
-        project=project,
-        services=services,
-        lang=lang,
-        tail=tail,
-        confirm=confirm,
-        timeout=timeout,
-    )
+    opts.loaded, opts.targets = loaded, built
 
     try:
         report = run_closing(troubleshoot(opts), built)

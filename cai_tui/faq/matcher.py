@@ -16,6 +16,7 @@ the user sees the evidence instead of a guess.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -192,15 +193,15 @@ def _failed_exit(obs: Observation) -> int | None:
     return obs.exit_code if obs.exit_code != 0 else None
 
 
-def _score_entry(
-    entry: FaqEntry,
-    obs: Observation,
-    lines: list[tuple[str | None, str, str]],
-    states: set[str],
-    exit_code: int | None,
-    service: str | None,
-) -> _Hit | None:
-    hit = _Hit()
+@dataclass(frozen=True)
+class _LogHit:
+    """What an entry's log patterns found in the lines: the best line (weight, index, evidence) and every weight."""
+
+    best: tuple[float, int, Evidence] | None
+    weights: tuple[float, ...]
+
+
+def _log_hit(entry: FaqEntry, lines: list[tuple[str | None, str, str]]) -> _LogHit:
     log_weights: list[float] = []
     best: tuple[float, int, Evidence] | None = None
     for p in entry.log_patterns:
@@ -213,6 +214,20 @@ def _score_entry(
                 if best is None or (w, idx) > (best[0], best[1]):
                     best = (w, idx, Evidence(line, source, time))
                 break
+    return _LogHit(best, tuple(log_weights))
+
+
+def _score_entry(
+    entry: FaqEntry,
+    obs: Observation,
+    log: _LogHit,
+    states: set[str],
+    exit_code: int | None,
+    service: str | None,
+) -> _Hit | None:
+    hit = _Hit()
+    log_weights = list(log.weights)
+    best = log.best
     log_part = 0.0
     if best is not None:
         log_weights.sort(reverse=True)
@@ -290,41 +305,64 @@ def _unknown(obs: Observation) -> Finding:
     return Finding(UNKNOWN_ID, UNKNOWN_TITLE, UNKNOWN_CAUSE, UNKNOWN_FIX, tuple(evidence), "low", 0.0)
 
 
+@dataclass(frozen=True)
+class Scan:
+    """One observation's log lines read against every entry's log patterns — the costly part of matching, done once.
+    :meth:`findings` scores the entries from it, with the observation's check results or with ones found later (the
+    troubleshooter runs the related checks after a first look), without reading the lines again."""
+
+    observation: Observation
+    kb: KnowledgeBase
+    logs: tuple[tuple[FaqEntry, _LogHit], ...]  # every entry of the knowledge base, in order
+
+    def findings(self, check_results: Mapping[str, str] | None = None, *, limit: int = 5) -> list[Finding]:
+        """Ranked findings: best first, ties by id; an ``unknown`` one when nothing direct matched.
+        ``check_results`` replace the observation's own when given."""
+        obs = self.observation
+        if check_results is not None:
+            obs = dataclasses.replace(obs, check_results=check_results)
+        service = obs.resolved_service
+        states = _state_of(obs)
+        exit_code = _failed_exit(obs)
+        scored: list[tuple[FaqEntry, _Hit]] = []
+        for entry, log in self.logs:
+            hit = _score_entry(entry, obs, log, states, exit_code, service)
+            if hit is not None:
+                scored.append((entry, hit))
+        scored.sort(key=lambda eh: (-eh[1].score, eh[0].id))
+        findings: list[Finding] = []
+        for entry, hit in scored[:limit]:
+            conf = _confidence(hit)
+            tied = sum(1 for _, other in scored if other.score == hit.score) > 1
+            if conf == "high" and tied:
+                conf = "medium"
+            findings.append(
+                Finding(
+                    entry.id,
+                    entry.title,
+                    entry.cause,
+                    entry.fix,
+                    tuple(e for _, e in hit.evidence),
+                    conf,
+                    hit.score,
+                    tuple(entry.related_checks),
+                    entry.source.ref,
+                )
+            )
+        if not any(h.log or h.check for _, h in scored):
+            findings.append(_unknown(obs))
+        return findings
+
+
+def scan(observation: Observation, kb: KnowledgeBase | None = None) -> Scan:
+    """Read the observation's log lines (and health log) against every entry of ``kb`` once; see :class:`Scan`."""
+    kb = kb if kb is not None else default_kb()
+    source = observation.source_name
+    lines: list[tuple[str | None, str, str]] = [(t, _clean(s), source) for t, s in observation.log_lines[-MAX_LINES:]]
+    lines.extend((t, _clean(s), "health log") for t, s in observation.health_log[-MAX_LINES:])
+    return Scan(observation, kb, tuple((entry, _log_hit(entry, lines)) for entry in kb.entries))
+
+
 def match(observation: Observation, kb: KnowledgeBase | None = None, *, limit: int = 5) -> list[Finding]:
     """Ranked findings for one observation: best first, ties by id; an ``unknown`` one when nothing direct matched."""
-    kb = kb if kb is not None else default_kb()
-    obs = observation
-    service = obs.resolved_service
-    source = obs.source_name
-    lines: list[tuple[str | None, str, str]] = [(t, _clean(s), source) for t, s in obs.log_lines[-MAX_LINES:]]
-    lines.extend((t, _clean(s), "health log") for t, s in obs.health_log[-MAX_LINES:])
-    states = _state_of(obs)
-    exit_code = _failed_exit(obs)
-    scored: list[tuple[FaqEntry, _Hit]] = []
-    for entry in kb.entries:
-        hit = _score_entry(entry, obs, lines, states, exit_code, service)
-        if hit is not None:
-            scored.append((entry, hit))
-    scored.sort(key=lambda eh: (-eh[1].score, eh[0].id))
-    findings: list[Finding] = []
-    for entry, hit in scored[:limit]:
-        conf = _confidence(hit)
-        tied = sum(1 for _, other in scored if other.score == hit.score) > 1
-        if conf == "high" and tied:
-            conf = "medium"
-        findings.append(
-            Finding(
-                entry.id,
-                entry.title,
-                entry.cause,
-                entry.fix,
-                tuple(e for _, e in hit.evidence),
-                conf,
-                hit.score,
-                tuple(entry.related_checks),
-                entry.source.ref,
-            )
-        )
-    if not any(h.log or h.check for _, h in scored):
-        findings.append(_unknown(obs))
-    return findings
+    return scan(observation, kb).findings(limit=limit)
