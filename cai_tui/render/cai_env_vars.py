@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..recipe.types import strip_trailing_slash
@@ -46,8 +47,8 @@ class EnvVar:
     secret: bool = False  # the value is a secret reference in the recipe; never shown
     optional: bool = False  # absent from a cai.env when the recipe leaves it unset (not a drift)
     bare: bool = False  # written bare like the seed's MODEL_MOUNT_POINT=/tmp/model (when safe)
-    to_text: Callable[[Any], str] = field(default=_text, repr=False)
-    from_text: Callable[[str], Any] = field(default=_same, repr=False)
+    to_text: Callable[[Any], str] = dataclasses.field(default=_text, repr=False)
+    from_text: Callable[[str], Any] = dataclasses.field(default=_same, repr=False)
 
     def value(self, answers: Any) -> Any:
         """The recipe's value of this variable's field."""
