@@ -32,6 +32,17 @@ if TYPE_CHECKING:
 
 CAPTURE = "cai-tui capture"
 HOST_CHECKS = "cai-tui checks"  # the stage's checks run on the host by its own cai-tui (doctor --json)
+# An exported play fails a host as doctor's exit says, except exit 2 for "nothing was checked" (every selected check
+# skipped), which the engine does not count as a failure; other exits 2 are bad input and fail. `--lang en` keeps the
+# phrase the condition looks for.
+DOCTOR_LANG = ["--lang", "en"]
+NOTHING_CHECKED = "nothing was checked"
+
+
+def _doctor_failed(var: str) -> str:
+    return f"{var}.rc not in [0, 2] or ({var}.rc == 2 and '{NOTHING_CHECKED}' not in {var}.stdout)"
+
+
 VARS = "cai-tui vars"
 RECIPE_TASK = "cai-tui recipe"
 REMOTE_RECIPE_DIR = ".config/cai-tui/fleet"  # under the remote user's home (commands run with chdir ~)
@@ -154,8 +165,7 @@ def compile_stage(
             values["items"][key] = entry
         if on_host:
             values["doctor_argv"] = [*shlex.split(command), "doctor", "--recipe", remote, "--only", ",".join(on_host)]
-            if not export:
-                values["doctor_argv"].append("--json")
+            values["doctor_argv"] += DOCTOR_LANG if export else ["--json"]
         play.values[host] = values
         if not export:
             _write_private(work / "vars" / f"{host}.json", json.dumps(values, indent=1))
@@ -299,7 +309,7 @@ def compile_stage(
                 "command": {"argv": "{{ cai_tui.doctor_argv }}", "chdir": "~"},
                 "changed_when": False,
                 # a run judges the JSON here, as the engine judges; an export fails the host as doctor's exit says
-                "failed_when": "cai_tui_checks.rc != 0" if export else False,
+                "failed_when": _doctor_failed("cai_tui_checks") if export else False,
                 "register": "cai_tui_checks",
                 "check_mode": False,
                 "tags": [stage, "checks"],
@@ -375,8 +385,11 @@ def _add_capture(
                         stream,
                         "--only",
                         ",".join(judged),
+                        *DOCTOR_LANG,
                     ]
                 },
+                "register": "cai_tui_judge",
+                "failed_when": _doctor_failed("cai_tui_judge"),
                 "tags": [stage, "checks"],
             },
         ]

@@ -5,6 +5,7 @@ checks pass; the hosts' own values in host_vars/, the recipes as references. No 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,44 @@ def test_export_needs_hosts(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     assert res.returncode == 2 and "--export-playbook go with --hosts INVENTORY" in res.stderr
+
+
+def test_exported_doctor_tasks_fail_a_host_as_the_engine_judges(tmp_path: Path) -> None:
+    """The condition the exported plays put on the host's and the controller's doctor, evaluated by the real
+    ansible-playbook: exit 0 and "nothing was checked" (exit 2, every selected check skipped, which the engine does not
+    count as a failure) pass; exit 1 (a required check failed or unknown) and any other exit 2 (bad input) fail."""
+    from cai_tui.fleet.playbook import DOCTOR_LANG, NOTHING_CHECKED, _doctor_failed
+
+    assert DOCTOR_LANG == ["--lang", "en"]
+    cases = {
+        "passed": (0, "6 pass"),
+        "all-skipped": (2, f"3 skip — {NOTHING_CHECKED}"),
+        "failed": (1, "1 fail — 1 required check failed"),
+        "bad-input": (2, "recipe.yaml:3: answers.oss: bad"),
+        "crashed": (3, ""),
+    }
+    tasks = [
+        {
+            "name": name,
+            "command": {"argv": ["sh", "-c", f"printf '%s\\n' {shlex.quote(out)}; exit {rc}"]},
+            "register": "doctor",
+            "failed_when": _doctor_failed("doctor"),
+            "ignore_errors": True,
+        }
+        for name, (rc, out) in cases.items()
+    ]
+    play = tmp_path / "play.yml"
+    YAML(typ="safe").dump([{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}], play)
+    res = ansible("-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}", str(play))
+    assert res.returncode == 0, res.stdout + res.stderr
+    verdicts = {}
+    for name in cases:
+        block = res.stdout.split(f"TASK [{name}]", 1)[1].split("TASK [", 1)[0]
+        verdicts[name] = "failed" if "fatal:" in block else "ok"
+    assert verdicts == {
+        "passed": "ok",
+        "all-skipped": "ok",
+        "failed": "failed",
+        "bad-input": "failed",
+        "crashed": "failed",
+    }
