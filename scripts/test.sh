@@ -18,4 +18,4 @@ echo "== ruff" >&2
 echo "== mypy" >&2
 .venv/bin/mypy
 echo "== pytest" >&2
-.venv/bin/pytest -q "$@"
+.venv/bin/pytest -q --durations=25 "$@"  # the 25 longest tests, to keep the suite inside its time

@@ -291,3 +291,43 @@ def bare_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with Lab(state_dir=tmp_path / "lab-state", seed="bare", instance=True) as lab:
         assert lab.ready_info()["instance"]["state"] == "ready", lab.ready_info()["instance"]
         yield lab
+
+
+# The fast lane (`pytest -m "not slow"`, README): the long kinds of test are marked slow here by what they use, so a new
+# test of those kinds is marked without anyone remembering to — the lab's servers started per test (`lab`, `bare_lab`,
+# the lab process), the labstack and fault matrix (Docker), deploys (Docker, SSH), fleets (sshd, Ansible) and the
+# wizard's Pilot tests (a Textual app booted per test); and the modules that drive real Docker, containerd, sshd, loop
+# devices or network namespaces. Other long tests carry @pytest.mark.slow themselves; the CI plugin lists any unmarked
+# test over 5 s at the end of a run.
+SLOW_FIXTURES = frozenset(
+    {"lab", "bare_lab", "lab_process", "lab_process_factory", "stack_bed", "stack_bed_factory", "labstack_image"}
+)
+SLOW_FOLDERS = frozenset({"labstack", "deploy", "fleet", "tui"})
+SLOW_MODULES = frozenset(
+    {
+        "cli/test_init_cmd.py",  # plain mode through a pty and the wizard
+        "checks/test_instance_docker.py",  # Docker
+        "troubleshoot/test_docker.py",  # Docker
+        "troubleshoot/test_compose.py",  # Docker Compose
+        "targets/test_container.py",  # Docker and containerd
+        "targets/test_ssh.py",  # sshd
+        "kata/test_container_run.py",  # containerd
+        "kata/test_cni_attach.py",  # network namespaces
+        "kata/test_image_import.py",  # containerd
+        "kata/test_rootfs_mount.py",  # loop devices
+        "kata/test_rootfs_grow.py",  # qemu-img, e2fsprogs
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        path = Path(str(item.path))
+        module = path.relative_to(tests).as_posix() if path.is_relative_to(tests) else path.name
+        if (
+            path.parent.name in SLOW_FOLDERS
+            or module in SLOW_MODULES
+            or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+        ):
+            item.add_marker(pytest.mark.slow)

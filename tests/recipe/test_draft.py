@@ -306,6 +306,7 @@ def test_types_are_parsed_for_their_field():
 STAGE_PATHS = {flow: _stage_paths(flow) for flow in ("cai", "kata-virtcca")}
 
 
+@pytest.mark.slow  # 300 examples through the whole recipe model: ~6 s
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     recipe=st.sampled_from(EXAMPLES),
