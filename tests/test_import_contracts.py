@@ -52,3 +52,24 @@ def test_a_breach_is_caught(tmp_path: Path, module: str, line: str, contract: st
     assert r.returncode == 1, r.stdout + r.stderr
     broken = next(ln for ln in r.stdout.splitlines() if ln.startswith(contract))
     assert "BROKEN" in broken, r.stdout
+
+
+def test_every_package_has_its_place_in_the_contracts() -> None:
+    """A new top-level package or module of cai_tui must be placed in a layer (or be the lab/labstack, which sit
+    outside the layers) and, unless it is a front end, be bound by both forbidden contracts: otherwise it would escape
+    the rules silently."""
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    contracts = {c["id"]: c for c in config["contracts"]}
+    in_layers = {name.strip() for layer in contracts["layers"]["layers"] for name in layer.replace("|", ":").split(":")}
+    front_ends = {"cai_tui.cli", "cai_tui.tui", "cai_tui.plain"}
+    labs = {"cai_tui.lab", "cai_tui.labstack"}
+    found = {
+        f"cai_tui.{p.stem if p.suffix == '.py' else p.name}"
+        for p in (REPO / "cai_tui").iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())
+    }
+    assert found - in_layers - labs == set(), "place these in [tool.importlinter] layers"
+    assert found - front_ends - set(contracts["core-no-front-end"]["source_modules"]) == set()
+    assert found - front_ends - labs - set(contracts["core-no-lab"]["source_modules"]) == set()
