@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop(var, None)
     from cai_tui.actions.model_encrypt import encrypt_native
     from cai_tui.actions.model_upload import UploadOptions, upload_tree
-    from cai_tui.actions.oss_client import Credentials, make_bucket
+    from cai_tui.clients.oss import Credentials, make_bucket
     from cai_tui.gocryptfs import cipher_size
 
     proc: subprocess.Popen[bytes] | None = None
