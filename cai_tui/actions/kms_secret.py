@@ -54,7 +54,7 @@ class Outcome:
 # ------------------------------------------------------------------------------------------------ client
 def endpoint_of(recipe: CaiRecipe) -> tuple[str, bool]:
     """(``host[:port]`` of the KMS OpenAPI, plain HTTP?): loopback (the lab) and an explicit ``http://`` use HTTP."""
-    from ..clients.oss import is_loopback_host
+    from ..clients.hosts import is_loopback_host
 
     k = recipe.answers.kms
     text = (k.endpoint or f"kms.{k.region}.aliyuncs.com").strip()

@@ -129,16 +129,6 @@ def net_timeout(ctx: CheckContext, share: float = 0.8, floor: float = 0.5) -> fl
 # --------------------------------------------------------------------------------------------- network probes
 
 
-def is_loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def ip_literal(host: str) -> str | None:
     """``host`` as an IP address when it is one (``127.0.0.1``, ``::1``, ``[::1]``), else None."""
     try:

@@ -16,13 +16,13 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from ..clients.hosts import is_loopback_host
 from .base import CheckContext, Evidence, Result
 from .common import (
     SecretProblem,
     cai_answers,
     ev,
     expand_path,
-    is_loopback_host,
     join,
     make,
     net_timeout,

@@ -9,13 +9,14 @@ the fix (and an FAQ id), never an oss2 traceback.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
+
+from .hosts import is_loopback_host
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -79,15 +80,6 @@ def public_twin(endpoint: str) -> str | None:
         return None
     netloc = host.replace("-internal", "", 1) + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from ...clients.hosts import is_loopback_host
 from ..base import CheckContext, Evidence, Result
 from ..common import (
     ev,
-    is_loopback_host,
     make,
 )
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
+from ...clients.hosts import is_loopback_host
 from ..base import CheckContext, Result
 from ..common import (
     describe_os_error,
     ev,
     ip_literal,
-    is_loopback_host,
     is_timeout,
     make,
     resolve,
